@@ -1,0 +1,1 @@
+"""itt: intermediate-task training experiments."""
