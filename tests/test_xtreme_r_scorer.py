@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Dict, List
 
 import pytest
 
@@ -188,22 +188,35 @@ def write_task(pred: Path, gold: Path, version: str, task: str) -> None:
             raise AssertionError(task)
 
 
-def make_benchmark(root: Path, version: str, skip: Iterable[str] = ()) -> tuple:
+def make_benchmark(root: Path, version: str) -> tuple:
     pred, gold = root / "pred", root / "gold"
-    pred.mkdir(exist_ok=True)
-    gold.mkdir(exist_ok=True)
     for task in VERSIONS[version].tasks:
         write_task(pred, gold, version, task)
-    for task in skip:
-        for path in sorted((pred / task).iterdir()):
-            path.unlink()
-        (pred / task).rmdir()
     return pred, gold
 
 
-@pytest.fixture()
-def xtreme_r_dirs(tmp_path: Path) -> tuple:
-    return make_benchmark(tmp_path, "xtreme-r")
+# The full benchmarks are built once per module and only read by the tests that use them.
+@pytest.fixture(scope="module")
+def xtreme_r_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    return make_benchmark(tmp_path_factory.mktemp("xtreme-r"), "xtreme-r")
+
+
+@pytest.fixture(scope="module")
+def xtreme_r_dirs_without_lareqa(tmp_path_factory: pytest.TempPathFactory,
+                                 xtreme_r_dirs: tuple) -> tuple:
+    """The XTREME-R predictions minus the lareqa folder (the others are linked in)."""
+    pred, gold = xtreme_r_dirs
+    partial = tmp_path_factory.mktemp("xtreme-r-partial") / "pred"
+    partial.mkdir()
+    for task in VERSIONS["xtreme-r"].tasks:
+        if task != "lareqa":
+            (partial / task).symlink_to(pred / task, target_is_directory=True)
+    return partial, gold
+
+
+@pytest.fixture(scope="module")
+def xtreme_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    return make_benchmark(tmp_path_factory.mktemp("xtreme"), "xtreme")
 
 
 # --------------------------------------------------------------------------------------
@@ -493,8 +506,9 @@ def test_score_percent_scale(xtreme_r_dirs: tuple) -> None:
     assert report["tasks"]["xnli"]["n"]["en"] == 4  # counts are not scaled
 
 
-def test_missing_task_is_reported_and_excluded(tmp_path: Path, caplog) -> None:
-    pred, gold = make_benchmark(tmp_path, "xtreme-r", skip=["lareqa"])
+def test_missing_task_is_reported_and_excluded(xtreme_r_dirs_without_lareqa: tuple,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    pred, gold = xtreme_r_dirs_without_lareqa
     with caplog.at_level("WARNING", logger="itt.metrics.xtreme_r"):
         report = xr.score(pred, gold, "xtreme-r")
     assert report["complete"] is False
@@ -514,8 +528,8 @@ def test_missing_task_is_reported_and_excluded(tmp_path: Path, caplog) -> None:
     assert "lareqa" in caplog.text
 
 
-def test_score_xtreme_v1_full(tmp_path: Path) -> None:
-    pred, gold = make_benchmark(tmp_path, "xtreme")
+def test_score_xtreme_v1_full(xtreme_dirs: tuple) -> None:
+    pred, gold = xtreme_dirs
     report = xr.score(pred, gold, "xtreme")
     assert report["complete"] is True
     assert report["tasks"]["pawsx"]["avg_accuracy"] == pytest.approx(0.75, **APPROX)
@@ -532,8 +546,8 @@ def test_score_xtreme_v1_full(tmp_path: Path) -> None:
     assert report["overall"] == pytest.approx(0.5878835978835979, **APPROX)
 
 
-def test_task_subset(tmp_path: Path) -> None:
-    pred, gold = make_benchmark(tmp_path, "xtreme")
+def test_task_subset(xtreme_dirs: tuple) -> None:
+    pred, gold = xtreme_dirs
     report = xr.score(pred, gold, "xtreme", tasks="bucc2018,pawsx")
     assert report["scored_tasks"] == ["pawsx", "bucc2018"]   # official order
     assert set(report["tasks"]) == {"pawsx", "bucc2018"}
@@ -542,8 +556,8 @@ def test_task_subset(tmp_path: Path) -> None:
     assert report["overall"] == pytest.approx(0.6607142857142857, **APPROX)
 
 
-def test_pred_folder_for_other_version_is_ignored(tmp_path: Path) -> None:
-    pred, gold = make_benchmark(tmp_path, "xtreme")  # has pawsx and bucc2018 too
+def test_pred_folder_for_other_version_is_ignored(xtreme_dirs: tuple) -> None:
+    pred, gold = xtreme_dirs  # has pawsx and bucc2018 too
     report = xr.score(pred, gold, "xtreme-r", tasks=["xnli"])
     assert report["scored_tasks"] == ["xnli"]
     assert "pawsx" not in report["tasks"]
@@ -553,13 +567,20 @@ def test_pred_folder_for_other_version_is_ignored(tmp_path: Path) -> None:
 # Bad input
 # --------------------------------------------------------------------------------------
 
-def test_missing_language_file_names_the_path(xtreme_r_dirs: tuple) -> None:
-    pred, gold = xtreme_r_dirs
+def test_missing_language_file_names_the_path(tmp_path: Path) -> None:
+    pred, gold = tmp_path / "p", tmp_path / "g"
+    write_task(pred, gold, "xtreme-r", "xcopa")
     missing = pred / "xcopa" / "test-ht.jsonl"
     missing.unlink()
     with pytest.raises(xr.XtremeScoringError, match="missing prediction file") as info:
-        xr.score(pred, gold, "xtreme-r")
+        xr.score(pred, gold, "xtreme-r", tasks=["xcopa"])
     assert str(missing) in str(info.value)
+    missing_gold = gold / "xcopa" / "test-qu.jsonl"
+    missing_gold.unlink()
+    put(pred, "xcopa", "ht", "jsonl", XCOPA_PRED)
+    with pytest.raises(xr.XtremeScoringError, match="missing label file") as info:
+        xr.score(pred, gold, "xtreme-r", tasks=["xcopa"])
+    assert str(missing_gold) in str(info.value)
 
 
 def test_count_mismatch_names_both_files_and_counts(tmp_path: Path) -> None:
@@ -664,8 +685,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_cli_prints_json_report(tmp_path: Path) -> None:
-    pred, gold = make_benchmark(tmp_path, "xtreme-r", skip=["lareqa"])
+def test_cli_prints_json_report(tmp_path: Path, xtreme_r_dirs_without_lareqa: tuple) -> None:
+    pred, gold = xtreme_r_dirs_without_lareqa
     out = tmp_path / "report.json"
     proc = run_cli("--predictions", str(pred), "--labels", str(gold), "--version", "xtreme-r",
                    "--output", str(out))
