@@ -1,0 +1,316 @@
+"""Collect result.json / error.json / plan.json files into tables, figures and a report.
+
+Command line::
+
+    python -m itt.report [RUN_DIRS ...] [--out outputs/report] [--metric main]
+                         [--test ttest|wilcoxon|bootstrap] [--alpha 0.05] [--wandb]
+
+RUN_DIRS default to ``outputs/multirun`` and ``outputs/runs`` (those that exist). The
+report directory receives ``report.md``, ``report.tex``, ``cells.csv`` (tidy, one row per
+cell × language × metric), ``summary.csv`` (the main table, numeric), further CSVs and
+``figures/*.png``. Exit status 0 when at least one result was read (failed and missing
+cells are listed, not fatal), 2 when there is nothing to report on.
+
+Library API (pure functions on the one-row-per-cell frame, used by the notebook):
+:func:`load_results`, :func:`load_failures`, :func:`paper_table`, :func:`gain_table`,
+:func:`per_language_table`, :func:`xtreme_table`, :func:`domain_comparison`,
+:func:`pretraining_comparison`, :func:`missing_cells`, :func:`plot_gain_heatmap`,
+:func:`plot_per_language`, :func:`write_report`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+from itt.reporting.load import (
+    DEFAULT_DIRS,
+    ReportInputError,
+    Scan,
+    scan,
+)
+from itt.reporting.plots import plot_gain_heatmap, plot_per_language
+from itt.reporting.render import latex_document, paper_latex, paper_markdown, to_latex, to_markdown
+from itt.reporting.stats import TESTS
+from itt.reporting.tables import (
+    cells_long,
+    cross_lingual_targets,
+    domain_comparison,
+    failure_lines,
+    gain_table,
+    is_xtreme,
+    missing_cells,
+    missing_lines,
+    paper_table,
+    per_language_table,
+    per_language_view,
+    pretraining_comparison,
+    xtreme_table,
+)
+
+__all__ = [
+    "ReportInputError", "load_results", "load_failures", "load_plans", "paper_table",
+    "gain_table", "per_language_table", "per_language_view", "cross_lingual_targets",
+    "xtreme_table", "domain_comparison", "pretraining_comparison", "missing_cells",
+    "plot_gain_heatmap", "plot_per_language", "write_report", "build_report", "main",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OUT = "outputs/report"
+PathLike = str | os.PathLike
+Dirs = PathLike | Iterable[PathLike] | None
+
+TEST_NAMES = {"ttest": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test",
+              "bootstrap": "paired bootstrap test"}
+
+
+# --------------------------------------------------------------------------- library API
+
+
+def load_results(dirs: Dirs = None, metric: str = "main") -> pd.DataFrame:
+    """One row per finished cell found (recursively) under ``dirs``.
+
+    Columns: experiment, model, pretraining, architecture, intermediate ("none" without
+    ITT), intermediate_field, intermediate_domain, target, field, setting, benchmark,
+    target_domain, train_language, same_domain, seed, value (the chosen metric: ``main`` or
+    a metric name looked up in metrics.average / per_language), metric (its name),
+    main_metric, per_language (dict), average (dict), majority, zero_shot, status,
+    finished_at, path. Malformed files are skipped with a logged warning.
+    """
+    return scan(dirs, metric).results
+
+
+def load_failures(dirs: Dirs = None) -> pd.DataFrame:
+    """One row per failed cell (error.json without a later result.json for the same cell).
+
+    Columns: experiment, model, intermediate, target, seed, exception (its first line),
+    failed_at, path.
+    """
+    return scan(dirs).failures
+
+
+def load_plans(dirs: Dirs = None) -> pd.DataFrame:
+    """The cells listed in every plan.json under ``dirs``."""
+    return scan(dirs).plans
+
+
+@dataclass
+class Report:
+    """What :func:`build_report` produced: the written files and the texts to print."""
+
+    paths: dict[str, Path] = field(default_factory=dict)
+    main_markdown: str = ""
+    failures: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    n_results: int = 0
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "target"
+
+
+def _check_inputs(result: Scan, roots: list[Path]) -> None:
+    if len(result.results):
+        return
+    where = ", ".join(str(r) for r in roots)
+    if result.malformed and any(p.name == "result.json" for p, _ in result.malformed):
+        bad = "; ".join(f"{p}: {why}" for p, why in result.malformed if p.name == "result.json")
+        raise ReportInputError(f"no readable result.json under {where}; malformed: {bad}")
+    if not result.searched:
+        raise ReportInputError(f"no results directory found: none of {where} exists")
+    raise ReportInputError(f"no result.json found under {where} (searched recursively)")
+
+
+def build_report(dirs: Dirs = None, out_dir: PathLike = DEFAULT_OUT, metric: str = "main",
+                 test: str = "ttest", alpha: float = 0.05, wandb: bool = False) -> Report:
+    """Read every result under ``dirs`` and write the report files into ``out_dir``.
+
+    Raises :class:`ReportInputError` when no result.json can be read at all.
+    """
+    if test not in TESTS:
+        raise ValueError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
+    roots = ([Path(d) for d in DEFAULT_DIRS] if dirs is None else
+             [Path(dirs)] if isinstance(dirs, (str, os.PathLike)) else [Path(d) for d in dirs])
+    found = scan(roots, metric)
+    _check_inputs(found, roots)
+    df, failures = found.results, found.failures
+    missing = missing_cells(df, failures, found.plans)
+
+    out = Path(out_dir)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    report = Report(n_results=len(df), failures=failure_lines(failures),
+                    missing=missing_lines(missing),
+                    skipped=[f"SKIPPED {p}: {why}" for p, why in found.malformed])
+    paths = report.paths
+
+    # ---- tables
+    paper = paper_table(df, test, alpha)
+    summary = gain_table(df, test, alpha, include_baseline_only=True)
+    per_lang = per_language_table(df, None, test, alpha)
+    xl_targets = cross_lingual_targets(df)
+    has_xtreme = bool(is_xtreme(df).any())
+    xtreme = xtreme_table(df) if has_xtreme else pd.DataFrame()
+    domain_all = domain_comparison(df, test, alpha)
+    domain_xtreme = domain_comparison(df, test, alpha, xtreme_only=True) if has_xtreme else None
+    pretraining = pretraining_comparison(df, test, alpha)
+    per_lang_views = {t: per_language_view(df, t, test, alpha) for t in xl_targets}
+
+    # ---- figures
+    paths["heatmap"] = fig_dir / "gain_heatmap.png"
+    plot_gain_heatmap(df, paths["heatmap"], test, alpha)
+    per_lang_png: dict[str, Path] = {}
+    for target in xl_targets:
+        path = fig_dir / f"per_language_{_safe_name(target)}.png"
+        plot_per_language(df, target, path)
+        per_lang_png[target] = path
+        paths[f"per_language_png:{target}"] = path
+
+    # ---- CSV
+    def csv(name: str, frame: pd.DataFrame, index: bool = False) -> None:
+        path = out / f"{name}.csv"
+        frame.to_csv(path, index=index, float_format="%.12g")
+        paths[f"{name}_csv"] = path
+
+    csv("cells", cells_long(df))
+    csv("summary", summary)
+    csv("per_language", per_lang)
+    if has_xtreme:
+        csv("xtreme", xtreme, index=True)
+    domain_frames = [domain_all.assign(scope="all")]
+    if domain_xtreme is not None:
+        domain_frames.append(domain_xtreme.assign(scope="xtreme"))
+    csv("domain_comparison", pd.concat(domain_frames, ignore_index=True))
+    csv("pretraining", pretraining)
+    csv("failures", failures)
+    csv("missing", missing)
+
+    # ---- markdown
+    searched = ", ".join(str(p) for p in found.searched)
+    legend = (f"mean ± std over seeds of `{metric}`; gain = with − without ITT, paired by "
+              f"seed; ▲ ITT helps / ▼ ITT hurts ({TEST_NAMES[test]}, p < {alpha:g}); p is "
+              "n/a with fewer than two paired seeds; (n=k): fewer seeds than the fullest cell.")
+    report.main_markdown = paper_markdown(paper)
+    md = [
+        "# Intermediate-task training report", "",
+        f"{len(df)} finished cells from {searched}. Failed: {len(report.failures)}. "
+        f"Missing: {len(report.missing)}. Skipped files: {len(report.skipped)}.", "",
+        "## Main table", "", legend, "", report.main_markdown, "",
+        "## Gain heatmap", "", "![mean gain](figures/gain_heatmap.png)", "",
+    ]
+    if xl_targets:
+        md += ["## Per-language results", ""]
+        for target in xl_targets:
+            md += [f"### {target}", "", to_markdown(per_lang_views[target]),
+                   "", f"![{target} per language](figures/{per_lang_png[target].name})", ""]
+    if has_xtreme:
+        md += ["## XTREME-R", "",
+               "Main metric per task (mean over seeds); category averages; overall = mean of "
+               "the category averages present.", "", to_markdown(xtreme), "",
+               "### Same vs different domain (XTREME-R cells)", "",
+               to_markdown(domain_xtreme, index=False), ""]
+    md += ["## Same vs different domain (all targets)", "",
+           "Mean gain over the no-ITT baseline by whether intermediate.domain == target.domain.",
+           "", to_markdown(domain_all, index=False), "",
+           "## Gain by pretraining", "", to_markdown(pretraining, index=False), "",
+           "## Failed cells", ""]
+    md += [f"- {line}" for line in report.failures] or ["none"]
+    md += ["", "## Missing cells", ""]
+    md += [f"- {line}" for line in report.missing] or ["none"]
+    if report.skipped:
+        md += ["", "## Skipped files", ""] + [f"- {line}" for line in report.skipped]
+    paths["markdown"] = out / "report.md"
+    paths["markdown"].write_text("\n".join(md) + "\n", encoding="utf-8")
+
+    # ---- LaTeX
+    sections = [("Main table", paper_latex(paper))]
+    for target in xl_targets:
+        sections.append((f"Per language: {target}",
+                         to_latex(per_lang_views[target])))
+    if has_xtreme:
+        sections += [("XTREME-R", to_latex(xtreme)),
+                     ("Same vs different domain (XTREME-R)", to_latex(domain_xtreme, index=False))]
+    sections += [("Same vs different domain (all targets)", to_latex(domain_all, index=False)),
+                 ("Gain by pretraining", to_latex(pretraining, index=False))]
+    if len(failures):
+        sections.append(("Failed cells", to_latex(
+            failures[["model", "intermediate", "target", "seed", "exception"]], index=False)))
+    if len(missing):
+        sections.append(("Missing cells", to_latex(missing.drop(columns="experiment"), index=False)))
+    paths["latex"] = out / "report.tex"
+    paths["latex"].write_text(latex_document(sections), encoding="utf-8")
+
+    if wandb:
+        from itt.reporting.wandb_log import log_report
+
+        images = {"gain_heatmap": paths["heatmap"]}
+        images.update({f"per_language/{t}": p for t, p in per_lang_png.items()})
+        log_report({"paper_table": paper, "summary": summary, "per_language": per_lang,
+                    "xtreme": xtreme, "domain_comparison": domain_all,
+                    "pretraining": pretraining, "failures": failures, "missing": missing},
+                   images)
+    return report
+
+
+def write_report(dirs: Dirs = None, out_dir: PathLike = DEFAULT_OUT, metric: str = "main",
+                 test: str = "ttest", alpha: float = 0.05, wandb: bool = False) -> dict[str, Path]:
+    """Write the report (markdown, LaTeX, CSV, PNG) and return ``{name: path}`` of the files."""
+    return build_report(dirs, out_dir, metric, test, alpha, wandb).paths
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m itt.report",
+        description="Tables, figures and lists of failed/missing cells from result.json files.")
+    parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
+                        help=f"directories searched recursively (default: {' '.join(DEFAULT_DIRS)})")
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"report directory (default: {DEFAULT_OUT})")
+    parser.add_argument("--metric", default="main",
+                        help="'main' (each target's main metric) or a metric name, e.g. macro_f1")
+    parser.add_argument("--test", default="ttest", choices=TESTS,
+                        help="significance test across seeds, paired by seed (default: ttest; "
+                             "bootstrap is over-confident with few seeds)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level")
+    parser.add_argument("--wandb", action="store_true",
+                        help="also log tables and figures to W&B (only when WANDB_MODE is online)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s: %(message)s", stream=sys.stderr)
+    if args.run_dirs:
+        dirs: list[Path] = [Path(d) for d in args.run_dirs]
+    else:
+        dirs = [Path(d) for d in DEFAULT_DIRS if Path(d).exists()] or [Path(d) for d in DEFAULT_DIRS]
+    try:
+        report = build_report(dirs, args.out, args.metric, args.test, args.alpha, args.wandb)
+    except ReportInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.main_markdown)
+    for line in report.failures + report.missing + report.skipped:
+        print(line)
+    print(f"\n{report.n_results} cells, {len(report.failures)} failed, "
+          f"{len(report.missing)} missing; wrote:")
+    for path in report.paths.values():
+        print(f"  {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
