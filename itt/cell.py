@@ -1,0 +1,444 @@
+"""One cell of the study: stage 1 (cached), stage 2, evaluation, result.json."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from itt.data.cards import TaskCard, card_from_config
+from itt.errors import ConfigError, ITTError
+from itt.utils import atomic_write_json, git_info, package_versions, redact, stable_hash, utc_now
+
+log = logging.getLogger(__name__)
+
+# Keys that do not change what a cell computes (where files go, how progress is shown).
+_NON_SEMANTIC = ("paths", "run", "logger", "hydra")
+RESULT = "result.json"
+ERROR = "error.json"
+
+
+def config_hash(cfg: dict[str, Any]) -> str:
+    semantic = {k: v for k, v in cfg.items() if k not in _NON_SEMANTIC}
+    semantic["trainer"] = {k: v for k, v in cfg.get("trainer", {}).items() if k != "enable_progress_bar"}
+    return stable_hash(semantic, 20)
+
+
+def cell_id(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {"model": cfg["model"]["name"], "intermediate": cfg["intermediate"]["name"],
+            "target": cfg["target"]["name"], "seed": cfg["seed"]}
+
+
+def global_rank() -> int:
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def _check_stage(cfg: dict[str, Any], stage: str) -> None:
+    s = cfg[stage]
+    for key in ("epochs", "batch_size", "max_length"):
+        if not isinstance(s.get(key), int) or s[key] <= 0:
+            raise ConfigError(f"{stage}.{key} must be a positive integer, got {s.get(key)!r}.")
+    if not float(s["lr"]) > 0:
+        raise ConfigError(f"{stage}.lr must be positive, got {s['lr']!r}.")
+
+
+def existing_result(run_dir: Path, chash: str) -> dict[str, Any] | None:
+    path = run_dir / RESULT
+    if not path.exists():
+        return None
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return old if old.get("config_hash") == chash and old.get("status") == "ok" else None
+
+
+def _keep_previous(run_dir: Path) -> None:
+    """A result of a different config in the same directory is kept, renamed."""
+    path = run_dir / RESULT
+    if path.exists():
+        try:
+            old_hash = json.loads(path.read_text()).get("config_hash", "unknown")
+        except (OSError, json.JSONDecodeError):
+            old_hash = "unreadable"
+        os.replace(path, run_dir / f"result.{old_hash}.json")
+
+
+def run_cell(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
+    """Run (or skip, when already done) one cell and return its result dict.
+
+    On failure error.json is written in ``run_dir`` and the exception is re-raised.
+    """
+    run_dir = Path(run_dir)
+    target = card_from_config(cfg["target"], "target")
+    inter = card_from_config(cfg["intermediate"], "intermediate")
+    _check_stage(cfg, "stage2")
+    if inter is not None:
+        _check_stage(cfg, "stage1")
+    chash = config_hash(cfg)
+    if cfg["run"].get("dry_run"):
+        line = " ".join(f"{k}={v}" for k, v in cell_id(cfg).items())
+        print(f"[dry-run] {cfg['experiment_name']}: {line} -> {run_dir}")
+        return {"status": "dry_run", "cell": cell_id(cfg)}
+    if cfg["run"].get("skip_existing", True):
+        old = existing_result(run_dir, chash)
+        if old is not None:
+            log.info("Cell already finished with this config: %s (skipping)", run_dir / RESULT)
+            return old
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        result = _run(cfg, run_dir, target, inter, chash)
+    except BaseException as exc:
+        if global_rank() == 0 and not isinstance(exc, KeyboardInterrupt):
+            atomic_write_json(run_dir / ERROR, {
+                "schema": "itt.error/1", "status": "failed", "experiment": cfg["experiment_name"],
+                "cell": cell_id(cfg), "exception": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(), "config": redact(cfg), "config_hash": chash,
+                "failed_at": utc_now()})
+        raise
+    return result
+
+
+# --------------------------------------------------------------------------------------
+def _prepare(card: TaskCard, tokenizer: Any, cfg: dict[str, Any], stage: str, need_test: bool):
+    from itt.data.loading import load_task
+    from itt.data.tokenize import tokenize_split
+
+    s = cfg[stage]
+    data = load_task(card, split_seed=int(cfg["data"]["split_seed"]), assets_dir=cfg["paths"]["assets_dir"],
+                     max_train_examples=s.get("max_train_examples"), need_test=need_test)
+    cache = cfg["paths"]["cache_dir"] if cfg["data"].get("cache", True) else None
+    cols = ["text"] if len(card.text_columns) == 1 else ["text_a", "text_b"]
+    t0 = time.perf_counter()
+    tok = {
+        "train": tokenize_split(data.train, tokenizer, s["max_length"], cache, cols, f"{card.name}/train"),
+        "validation": tokenize_split(data.validation, tokenizer, s["max_length"], cache, cols,
+                                     f"{card.name}/validation"),
+        "test": {lang: tokenize_split(ds, tokenizer, s["max_length"], cache, cols, f"{card.name}/test-{lang}")
+                 for lang, ds in data.test.items()},
+    }
+    prep = time.perf_counter() - t0
+    truncated = {"train": tok["train"].truncated, "validation": tok["validation"].truncated,
+                 "test": {k: v.truncated for k, v in tok["test"].items()}}
+    return data, tok, {"sizes": data.sizes, "truncated": truncated, "tokenize_s": round(prep, 3)}
+
+
+def _loaders(tok: dict[str, Any], tokenizer: Any, card: TaskCard, cfg: dict[str, Any], stage: str):
+    from itt.data.batching import Collator, make_loader
+
+    s, d = cfg[stage], cfg["data"]
+    collator = Collator(tokenizer.pad_token_id, tokenizer.padding_side, regression=card.is_regression)
+    pin = d.get("pin_memory", "auto")
+    pin = torch.cuda.is_available() if pin == "auto" else bool(pin)
+    common = dict(mega_batch_factor=int(d.get("mega_batch_factor", 50)), seed=int(cfg["seed"]),
+                  num_workers=int(d.get("num_workers", 0)), pin_memory=pin)
+    train = make_loader(tok["train"], int(s["batch_size"]), collator, train=True,
+                        mode=d.get("batching", "length_grouped"), **common)
+    val = make_loader(tok["validation"], int(s["eval_batch_size"]), collator, train=False, **common)
+    return train, val, collator
+
+
+def _module(encoder: Any, card: TaskCard, cfg: dict[str, Any], stage: str, head: Any = None):
+    from itt.models.module import ITTModule, freeze
+
+    s = cfg[stage]
+    frozen = freeze(encoder, bool(s.get("freeze_embeddings")), int(s.get("freeze_layers") or 0))
+    if frozen:
+        log.info("%s: froze %d encoder parameters", stage, frozen)
+    if cfg["trainer"].get("compile"):
+        encoder = torch.compile(encoder)
+    return ITTModule(encoder, task_type=card.type, num_labels=card.num_labels,
+                     pooling=cfg["model"].get("pooling", "first"), metrics=card.metrics,
+                     main_metric=card.main_metric, optim=s, dropout=float(cfg["head"].get("dropout", 0.1)),
+                     head=head)
+
+
+def _logger(cfg: dict[str, Any], stage: str, run_dir: Path):
+    lcfg = cfg["logger"]
+    kind = lcfg.get("type", "none")
+    if kind == "none" or global_rank() != 0:
+        return None
+    if kind == "csv":
+        from pytorch_lightning.loggers import CSVLogger
+
+        return CSVLogger(save_dir=str(run_dir), name="csv", version=stage)
+    if kind != "wandb":
+        raise ConfigError(f"logger.type must be wandb, csv or none, not '{kind}'.")
+    mode = lcfg.get("mode", "offline")
+    if mode == "disabled":
+        return None
+    os.environ.setdefault("WANDB_SILENT", "true")
+    from pytorch_lightning.loggers import WandbLogger
+
+    c = cell_id(cfg)
+    tags = [f"model:{c['model']}", f"intermediate:{c['intermediate']}", f"target:{c['target']}",
+            f"seed:{c['seed']}", f"stage:{stage}"] + list(lcfg.get("tags") or [])
+    return WandbLogger(project=lcfg.get("project", "itt"), entity=lcfg.get("entity"),
+                       group=lcfg.get("group") or cfg["experiment_name"], job_type=stage, tags=tags,
+                       name=f"{c['model']}|{c['intermediate']}->{c['target']}|seed{c['seed']}|{stage}",
+                       save_dir=str(run_dir), offline=(mode != "online"), config=redact(cfg))
+
+
+def _finish_logger(logger: Any, summary: dict[str, Any] | None = None) -> None:
+    if logger is None:
+        return
+    try:
+        from pytorch_lightning.loggers import WandbLogger
+
+        if isinstance(logger, WandbLogger):
+            if summary:
+                logger.experiment.summary.update(summary)
+            logger.experiment.finish()
+        elif summary:
+            logger.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+            logger.save()
+    except Exception as exc:  # noqa: BLE001 - logging must never lose a result
+        log.warning("Logger could not be closed cleanly: %s", exc)
+
+
+def _device(cfg: dict[str, Any]) -> torch.device:
+    acc = cfg["trainer"].get("accelerator", "auto")
+    if acc in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def predict(module: Any, split: Any, collator: Any, batch_size: int, device: torch.device,
+            precision: str = "32-true") -> torch.Tensor:
+    """Predictions for a tokenized split, in the split's order (batches sorted by length)."""
+    from itt.data.batching import make_loader
+
+    module.eval().to(device)
+    loader = make_loader(split, batch_size, collator, train=False)
+    order = [i for b in loader.batch_sampler for i in b]
+    outs = []
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if "bf16" in str(precision) and \
+        device.type == "cuda" else torch.autocast(device.type, enabled=False)
+    with autocast:
+        for batch in loader:
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            outs.append(module.predictions(module(batch)).cpu())
+    preds = torch.cat(outs)
+    out = torch.empty_like(preds)
+    out[torch.tensor(order)] = preds
+    return out
+
+
+def _aggregate(per_language: dict[str, dict[str, float]], card: TaskCard) -> dict[str, Any]:
+    average = {m: sum(v[m] for v in per_language.values()) / len(per_language) for m in card.metrics}
+    return {"main": average[card.main_metric], "per_language": per_language, "average": average}
+
+
+def evaluate(module: Any, tests: dict[str, Any], collator: Any, card: TaskCard, cfg: dict[str, Any],
+             run_dir: Path | None = None, tag: str = "") -> dict[str, Any]:
+    from itt.metrics.task_metrics import compute
+
+    device = _device(cfg)
+    per_language = {}
+    for lang, split in tests.items():
+        preds = predict(module, split, collator, int(cfg["stage2"]["eval_batch_size"]), device,
+                        cfg["trainer"].get("precision", "32-true"))
+        labels = torch.as_tensor(split.labels)
+        m = compute(card.metrics, preds, labels, card.num_labels)
+        m["n"] = len(split)
+        per_language[lang] = m
+        if run_dir is not None and cfg["eval"].get("export_predictions"):
+            _export(run_dir / "predictions" / (tag or "target"), card, lang, preds)
+    return _aggregate(per_language, card)
+
+
+def _export(out: Path, card: TaskCard, lang: str, preds: torch.Tensor) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"{float(p):.6f}" if card.is_regression else card.labels[int(p)] for p in preds]
+    (out / f"test-{lang}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def majority_baseline(train_labels: Any, tests: dict[str, Any], card: TaskCard) -> dict[str, Any]:
+    """Most frequent training class (classification) or the training mean (regression)."""
+    from itt.metrics.task_metrics import compute
+
+    labels = torch.as_tensor(train_labels)
+    if card.is_regression:
+        const = float(labels.float().mean())
+    else:
+        const = int(torch.bincount(labels, minlength=card.num_labels).argmax())
+    per_language = {}
+    for lang, split in tests.items():
+        y = torch.as_tensor(split.labels)
+        p = torch.full_like(y, const) if not card.is_regression else torch.full(y.shape, const)
+        m = compute(card.metrics, p, y, card.num_labels)
+        m["n"] = len(split)
+        per_language[lang] = m
+    out = _aggregate(per_language, card)
+    out["prediction"] = card.labels[const] if not card.is_regression else const
+    return out
+
+
+def _zero_shot_fits(inter: TaskCard, target: TaskCard) -> bool:
+    if inter.type != target.type:
+        return False
+    return target.is_regression or list(inter.labels or []) == list(target.labels or [])
+
+
+# --------------------------------------------------------------------------------------
+def _stage1(cfg: dict[str, Any], inter: TaskCard, run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """Return the stage-1 directory for this cell, training it unless the cache has it."""
+    from filelock import FileLock
+
+    from itt import stages
+    from itt.models.encoder import load_encoder
+
+    cache = Path(cfg["paths"]["cache_dir"])
+    key = stages.stage1_key(cfg)
+    final = stages.stage1_dir(cache, key)
+    info: dict[str, Any] = {"key": key, "reused": True}
+    if stages.stage1_ready(final):
+        meta = stages.read_meta(final)
+        info.update(wall_time_s=0.0, trained_wall_time_s=meta.get("wall_time_s"), epochs=meta.get("epochs"),
+                    val=meta.get("val"))
+        log.info("Stage 1 %s: reusing %s", key, final)
+        return final, info
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(final) + ".lock"):
+        if stages.stage1_ready(final):
+            meta = stages.read_meta(final)
+            info.update(wall_time_s=0.0, trained_wall_time_s=meta.get("wall_time_s"), epochs=meta.get("epochs"),
+                        val=meta.get("val"))
+            return final, info
+        import pytorch_lightning as pl
+
+        log.info("Stage 1 %s: training %s on %s", key, cfg["model"]["name"], inter.name)
+        t0 = time.perf_counter()
+        encoder, tokenizer, _ = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])
+        _, tok, data_info = _prepare(inter, tokenizer, cfg, "stage1", need_test=False)
+        train, val, _ = _loaders(tok, tokenizer, inter, cfg, "stage1")
+        pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+        module = _module(encoder, inter, cfg, "stage1")
+        partial = final.with_name(final.name + ".partial")
+        logger = _logger(cfg, "stage1", run_dir)
+        try:
+            outcome = stages.fit(module, train, val, stage_cfg=cfg["stage1"], trainer_cfg=cfg["trainer"],
+                                 logger=logger, ckpt_dir=partial / "checkpoints", main_metric=inter.main_metric)
+        finally:
+            _finish_logger(logger)
+        wall = time.perf_counter() - t0
+        meta = {"key": key, "model": cfg["model"]["name"], "task": inter.summary(), "labels": inter.labels,
+                "seed": cfg["seed"], "stage1": cfg["stage1"], "epochs": outcome.epochs, "steps": outcome.steps,
+                "val": outcome.best_val, "wall_time_s": round(wall, 3), "fit_time_s": round(outcome.wall_time_s, 3),
+                "data": data_info, "created": utc_now()}
+        if global_rank() == 0:
+            tmp = final.with_name(final.name + f".tmp{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            stages.save_stage1(module, tmp, meta)
+            stages.publish(tmp, final)
+            shutil.rmtree(partial, ignore_errors=True)
+        info.update(reused=False, wall_time_s=round(wall, 3), epochs=outcome.epochs, val=outcome.best_val,
+                    data=data_info)
+        return final, info
+
+
+def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard | None,
+         chash: str) -> dict[str, Any]:
+    import pytorch_lightning as pl
+
+    from itt import stages
+    from itt.models.encoder import load_encoder
+
+    t_start = time.perf_counter()
+    stage1_path, stage1_info = (None, None)
+    if inter is not None:
+        stage1_path, stage1_info = _stage1(cfg, inter, run_dir)
+
+    # Stage 2: the pretrained encoder, then the stage-1 weights on top, then a fresh head.
+    t0 = time.perf_counter()
+    encoder, tokenizer, model_path = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])
+    if stage1_path is not None:
+        stages.load_encoder_state(encoder, stage1_path)
+    _, tok, data_info = _prepare(target, tokenizer, cfg, "stage2", need_test=True)
+    train, val, collator = _loaders(tok, tokenizer, target, cfg, "stage2")
+    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+    module = _module(encoder, target, cfg, "stage2")
+    logger = _logger(cfg, "stage2", run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    summary: dict[str, Any] = {}
+    try:
+        outcome = stages.fit(module, train, val, stage_cfg=cfg["stage2"], trainer_cfg=cfg["trainer"],
+                             logger=logger, ckpt_dir=ckpt_dir, main_metric=target.main_metric)
+        t_stage2 = time.perf_counter() - t0
+        if global_rank() != 0:
+            return {"status": "ok", "rank": global_rank()}
+        t1 = time.perf_counter()
+        metrics = evaluate(module, tok["test"], collator, target, cfg, run_dir, "target")
+        baselines: dict[str, Any] = {"majority": None, "zero_shot": None}
+        if cfg["eval"].get("majority_baseline", True):
+            baselines["majority"] = majority_baseline(tok["train"].labels, tok["test"], target)
+        if inter is not None and cfg["eval"].get("zero_shot", True) and _zero_shot_fits(inter, target):
+            enc0, _, _ = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])
+            stages.load_encoder_state(enc0, stage1_path)
+            zs = _module(enc0, target, cfg, "stage2")
+            stages.load_head_state(zs.head, stage1_path)
+            baselines["zero_shot"] = evaluate(zs, tok["test"], collator, target, cfg, run_dir, "zero_shot")
+        t_eval = time.perf_counter() - t1
+        summary = {f"test/{target.main_metric}": metrics["main"]}
+        summary.update({f"test/{lang}/{k}": v for lang, m in metrics["per_language"].items() for k, v in m.items()})
+    finally:
+        _finish_logger(logger, summary or None)
+
+    result = {
+        "schema": "itt.result/1",
+        "status": "ok",
+        "experiment": cfg["experiment_name"],
+        "cell": cell_id(cfg),
+        "model": {"name": cfg["model"]["name"], "pretrained": model_path,
+                  "architecture": cfg["model"].get("architecture"), "pretraining": cfg["model"].get("pretraining")},
+        "intermediate": None if inter is None else {k: v for k, v in inter.summary().items()
+                                                    if k in ("name", "field", "domain", "type")},
+        "target": target.summary(),
+        "metrics": metrics,
+        "baselines": baselines,
+        "stage1": stage1_info,
+        "stage2": {"wall_time_s": round(t_stage2, 3), "epochs": outcome.epochs, "steps": outcome.steps,
+                   "best_val": outcome.best_val,
+                   "checkpoint": str(ckpt_dir / "best.ckpt") if cfg["run"].get("keep_checkpoints") else None,
+                   "data": data_info},
+        "wall_time_s": {"stage1": (stage1_info or {}).get("wall_time_s", 0.0), "stage2": round(t_stage2, 3),
+                        "eval": round(t_eval, 3), "total": round(time.perf_counter() - t_start, 3)},
+        "config": redact(cfg),
+        "config_hash": chash,
+        "versions": package_versions(),
+        "git": git_info(),
+        "finished_at": utc_now(),
+    }
+    result = _nan_to_none(result)
+    _keep_previous(run_dir)
+    atomic_write_json(run_dir / RESULT, result)
+    if (run_dir / ERROR).exists():
+        os.replace(run_dir / ERROR, run_dir / "error.resolved.json")
+    if not cfg["run"].get("keep_checkpoints"):
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    log.info("%s: %s = %.4f (majority %s)", target.name, target.main_metric, metrics["main"],
+             (baselines.get("majority") or {}).get("main"))
+    return result
+
+
+def raise_for_user(exc: BaseException) -> bool:
+    """True when ``exc`` is an input/environment error to report without a traceback."""
+    return isinstance(exc, ITTError)

@@ -1,0 +1,52 @@
+"""Config helpers: resolvers used by conf/, and composing configs outside the Hydra app
+(tests, notebooks) exactly as ``python -m itt.train`` composes them."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from itt.utils import REPO_ROOT
+
+CONF_DIR = REPO_ROOT / "conf"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("itt.repo_root"):
+        OmegaConf.register_new_resolver("itt.repo_root", lambda: str(REPO_ROOT))
+
+
+register_resolvers()
+
+
+def available(group: str) -> list[str]:
+    """Names of the configs of a group (model, task, experiment, ...)."""
+    folder = CONF_DIR / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:
+    """Compose the app config with Hydra's compose API (no run directory, no logging setup)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name=config_name, overrides=list(overrides or []),
+                            return_hydra_config=False)
+    return cfg
+
+
+def to_dict(cfg: DictConfig) -> dict[str, Any]:
+    data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    assert isinstance(data, dict)
+    data.pop("hydra", None)
+    return data
+
+
+def cell_dir(cfg: dict[str, Any]) -> Path:
+    """The run directory of a cell when it runs outside Hydra (same layout as hydra.run.dir)."""
+    return (Path(cfg["paths"]["output_dir"]) / "runs" / cfg["experiment_name"] / cfg["model"]["name"]
+            / f"{cfg['intermediate']['name']}__{cfg['target']['name']}" / f"seed{cfg['seed']}")

@@ -1,0 +1,1 @@
+"""Task cards, dataset loading, tokenization and batching."""

@@ -1,0 +1,1 @@
+"""Encoders, task heads and the LightningModule that joins them."""

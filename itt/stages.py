@@ -1,0 +1,158 @@
+"""The two training stages and the hand-off between them.
+
+Stage 1 (intermediate task) is cached by a content hash of everything that determines its
+weights: the encoder card, the intermediate task card, the stage-1 hyper-parameters, the
+data settings and the seed. A file lock makes parallel workers train each key once; the
+result is written to a temporary directory and renamed into place, so a reader sees either
+nothing or a complete stage-1 model. Only the encoder moves on to stage 2; the target task
+gets a freshly initialised head.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from itt.utils import atomic_write_json, stable_hash
+
+log = logging.getLogger(__name__)
+
+ENCODER_FILE = "encoder.safetensors"
+HEAD_FILE = "head.safetensors"
+META_FILE = "stage1.json"
+
+
+@dataclass
+class StageOutcome:
+    wall_time_s: float
+    epochs: int
+    steps: int
+    best_val: dict[str, float] = field(default_factory=dict)
+    best_checkpoint: str | None = None
+
+
+def stage1_key(cfg: dict[str, Any]) -> str:
+    """Content address of a stage-1 model (see module docstring)."""
+    model = {k: v for k, v in cfg["model"].items() if k not in ("name",)}
+    task = {k: v for k, v in cfg["intermediate"].items()
+            if k not in ("description", "license", "citation", "url", "setting")}
+    trainer = {k: cfg["trainer"].get(k) for k in ("precision",)}
+    data = {k: cfg["data"].get(k) for k in ("split_seed", "batching", "mega_batch_factor")}
+    return stable_hash({"model": model, "task": task, "stage1": cfg["stage1"], "data": data,
+                        "trainer": trainer, "head": cfg.get("head"), "seed": cfg["seed"], "v": 1}, 20)
+
+
+def stage1_dir(cache_dir: str | Path, key: str) -> Path:
+    return Path(cache_dir) / "stage1" / key
+
+
+def stage1_ready(path: Path) -> bool:
+    return (path / META_FILE).exists() and (path / ENCODER_FILE).exists()
+
+
+def save_stage1(module: Any, out: Path, meta: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    enc = {k: v.detach().cpu().contiguous() for k, v in module.encoder.state_dict().items()}
+    # Tied weights share storage; safetensors wants each tensor once.
+    seen: dict[int, str] = {}
+    for k in list(enc):
+        ptr = enc[k].data_ptr()
+        if ptr in seen and enc[k].numel():
+            enc[k] = enc[k].clone()
+        seen[ptr] = k
+    save_file(enc, str(out / ENCODER_FILE))
+    save_file({k: v.detach().cpu().contiguous() for k, v in module.head.state_dict().items()},
+              str(out / HEAD_FILE))
+    atomic_write_json(out / META_FILE, meta)
+
+
+def load_encoder_state(encoder: torch.nn.Module, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    state = load_file(str(path / ENCODER_FILE))
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    # Buffers such as position_ids may be absent from the file; real weights may not.
+    real_missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
+    if real_missing or unexpected:
+        raise RuntimeError(f"stage-1 encoder at {path} does not fit the encoder: missing={real_missing[:5]} "
+                           f"unexpected={unexpected[:5]}")
+
+
+def load_head_state(head: torch.nn.Module, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    head.load_state_dict(load_file(str(path / HEAD_FILE)))
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    return json.loads((path / META_FILE).read_text())
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Move a finished stage-1 directory into place atomically."""
+    if final.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    os.replace(tmp, final)
+
+
+def fit(module: Any, train_loader: Any, val_loader: Any, *, stage_cfg: dict[str, Any],
+        trainer_cfg: dict[str, Any], logger: Any, ckpt_dir: Path, main_metric: str,
+        resume: bool = True) -> StageOutcome:
+    """Train with Lightning, keep the best checkpoint by the validation main metric and
+    load its weights back into ``module``."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    monitor = f"val/{main_metric}"
+    checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=monitor, mode="max",
+                                 save_top_k=1, save_last=True, save_weights_only=False,
+                                 enable_version_counter=False)
+    callbacks: list[Any] = [checkpoint]
+    if stage_cfg.get("early_stopping"):
+        callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=int(stage_cfg.get("patience", 3))))
+    trainer = pl.Trainer(
+        max_epochs=int(stage_cfg["epochs"]), max_steps=int(stage_cfg.get("max_steps", -1)),
+        accelerator=trainer_cfg.get("accelerator", "auto"), devices=trainer_cfg.get("devices", 1),
+        num_nodes=int(trainer_cfg.get("num_nodes", 1)), strategy=trainer_cfg.get("strategy", "auto"),
+        precision=trainer_cfg.get("precision", "32-true"), logger=logger if logger is not None else False,
+        callbacks=callbacks, gradient_clip_val=stage_cfg.get("grad_clip") or None,
+        accumulate_grad_batches=int(stage_cfg.get("grad_accum", 1)),
+        log_every_n_steps=int(trainer_cfg.get("log_every_n_steps", 10)),
+        val_check_interval=stage_cfg.get("val_check_interval", 1.0),
+        deterministic=bool(trainer_cfg.get("deterministic", False)),
+        enable_progress_bar=bool(trainer_cfg.get("enable_progress_bar", True)),
+        enable_model_summary=False, use_distributed_sampler=False, default_root_dir=str(ckpt_dir),
+        num_sanity_val_steps=0,
+    )
+    module.train()  # from_pretrained returns modules in eval mode (dropout off)
+    last = ckpt_dir / "last.ckpt"
+    ckpt_path = str(last) if resume and last.exists() else None
+    if ckpt_path:
+        log.info("Resuming from %s", ckpt_path)
+    start = time.perf_counter()
+    trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path,
+                weights_only=True if ckpt_path else None)
+    wall = time.perf_counter() - start
+    best = checkpoint.best_model_path or None
+    best_val: dict[str, float] = {}
+    if best and os.path.exists(best):
+        state = torch.load(best, map_location="cpu", weights_only=True)
+        module.load_state_dict(state["state_dict"])
+        score = checkpoint.best_model_score
+        best_val = {main_metric: float(score)} if score is not None else {}
+    history = [h for h in getattr(module, "val_history", []) if h.get(main_metric) == h.get(main_metric)]
+    if history:
+        best_val = max(history, key=lambda h: h[main_metric])
+    return StageOutcome(wall_time_s=wall, epochs=int(trainer.current_epoch), steps=int(trainer.global_step),
+                        best_val=best_val, best_checkpoint=best)
