@@ -119,21 +119,20 @@ def run_cell(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 def _prepare(card: TaskCard, tokenizer: Any, cfg: dict[str, Any], stage: str, need_test: bool):
     from itt.data.loading import load_task
-    from itt.data.tokenize import tokenize_split
+    from itt.tasks import get_task_type
 
+    impl = get_task_type(card.type)
     s = cfg[stage]
     data = load_task(card, split_seed=int(cfg["data"]["split_seed"]), assets_dir=cfg["paths"]["assets_dir"],
                      max_train_examples=s.get("max_train_examples"), need_test=need_test)
     cache = cfg["paths"]["cache_dir"] if cfg["data"].get("cache", True) else None
-    cols = ["text"] if len(card.text_columns) == 1 else ["text_a", "text_b"]
     t0 = time.perf_counter()
-    tok = {
-        "train": tokenize_split(data.train, tokenizer, s["max_length"], cache, cols, f"{card.name}/train"),
-        "validation": tokenize_split(data.validation, tokenizer, s["max_length"], cache, cols,
-                                     f"{card.name}/validation"),
-        "test": {lang: tokenize_split(ds, tokenizer, s["max_length"], cache, cols, f"{card.name}/test-{lang}")
-                 for lang, ds in data.test.items()},
-    }
+
+    def enc(ds: Any, name: str) -> Any:
+        return impl.encode(ds, tokenizer, card, int(s["max_length"]), cache, f"{card.name}/{name}")
+
+    tok = {"train": enc(data.train, "train"), "validation": enc(data.validation, "validation"),
+           "test": {lang: enc(ds, f"test-{lang}") for lang, ds in data.test.items()}}
     prep = time.perf_counter() - t0
     truncated = {"train": tok["train"].truncated, "validation": tok["validation"].truncated,
                  "test": {k: v.truncated for k, v in tok["test"].items()}}
@@ -141,10 +140,11 @@ def _prepare(card: TaskCard, tokenizer: Any, cfg: dict[str, Any], stage: str, ne
 
 
 def _loaders(tok: dict[str, Any], tokenizer: Any, card: TaskCard, cfg: dict[str, Any], stage: str):
-    from itt.data.batching import Collator, make_loader
+    from itt.data.batching import make_loader
+    from itt.tasks import get_task_type
 
     s, d = cfg[stage], cfg["data"]
-    collator = Collator(tokenizer.pad_token_id, tokenizer.padding_side, regression=card.is_regression)
+    collator = get_task_type(card.type).collator(tokenizer, card)
     pin = d.get("pin_memory", "auto")
     pin = torch.cuda.is_available() if pin == "auto" else bool(pin)
     common = dict(mega_batch_factor=int(d.get("mega_batch_factor", 50)), seed=int(cfg["seed"]),
@@ -157,6 +157,7 @@ def _loaders(tok: dict[str, Any], tokenizer: Any, card: TaskCard, cfg: dict[str,
 
 def _module(encoder: Any, card: TaskCard, cfg: dict[str, Any], stage: str, head: Any = None):
     from itt.models.module import ITTModule, freeze
+    from itt.tasks import get_task_type
 
     s = cfg[stage]
     frozen = freeze(encoder, bool(s.get("freeze_embeddings")), int(s.get("freeze_layers") or 0))
@@ -164,10 +165,9 @@ def _module(encoder: Any, card: TaskCard, cfg: dict[str, Any], stage: str, head:
         log.info("%s: froze %d encoder parameters", stage, frozen)
     if cfg["trainer"].get("compile"):
         encoder = torch.compile(encoder)
-    return ITTModule(encoder, task_type=card.type, num_labels=card.num_labels,
-                     pooling=cfg["model"].get("pooling", "first"), metrics=card.metrics,
-                     main_metric=card.main_metric, optim=s, dropout=float(cfg["head"].get("dropout", 0.1)),
-                     head=head)
+    return ITTModule(encoder, impl=get_task_type(card.type), card=card,
+                     pooling=cfg["model"].get("pooling", "first"), optim=s,
+                     dropout=float(cfg["head"].get("dropout", 0.1)), head=head)
 
 
 def _logger(cfg: dict[str, Any], stage: str, run_dir: Path):
@@ -222,80 +222,62 @@ def _device(cfg: dict[str, Any]) -> torch.device:
 
 @torch.no_grad()
 def predict(module: Any, split: Any, collator: Any, batch_size: int, device: torch.device,
-            precision: str = "32-true") -> torch.Tensor:
-    """Predictions for a tokenized split, in the split's order (batches sorted by length)."""
+            precision: str = "32-true") -> list[Any]:
+    """Predictions for an encoded split, in the split's order (batches sorted by length)."""
     from itt.data.batching import make_loader
+    from itt.models.module import gather_predictions
 
     module.eval().to(device)
     loader = make_loader(split, batch_size, collator, train=False)
-    order = [i for b in loader.batch_sampler for i in b]
-    outs = []
+    chunks = []
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if "bf16" in str(precision) and \
         device.type == "cuda" else torch.autocast(device.type, enabled=False)
     with autocast:
         for batch in loader:
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            outs.append(module.predictions(module(batch)).cpu())
-    preds = torch.cat(outs)
-    out = torch.empty_like(preds)
-    out[torch.tensor(order)] = preds
-    return out
+            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            chunks.append((batch["index"].tolist(), module.impl.predict_batch(module(batch), batch)))
+    return gather_predictions(chunks, len(split))
 
 
 def _aggregate(per_language: dict[str, dict[str, float]], card: TaskCard) -> dict[str, Any]:
-    average = {m: sum(v[m] for v in per_language.values()) / len(per_language) for m in card.metrics}
-    return {"main": average[card.main_metric], "per_language": per_language, "average": average}
+    def mean(m: str) -> float | None:
+        vals = [v.get(m) for v in per_language.values()]
+        vals = [x for x in vals if x is not None and x == x]
+        return round(sum(vals) / len(vals), 6) if len(vals) == len(per_language) and vals else None
+
+    per_language = {lang: {k: (round(v, 6) if isinstance(v, float) else v) for k, v in m.items()}
+                    for lang, m in per_language.items()}
+    average = {m: mean(m) for m in card.metrics}
+    return {"main": average.get(card.main_metric), "per_language": per_language, "average": average}
 
 
 def evaluate(module: Any, tests: dict[str, Any], collator: Any, card: TaskCard, cfg: dict[str, Any],
              run_dir: Path | None = None, tag: str = "") -> dict[str, Any]:
-    from itt.metrics.task_metrics import compute
-
     device = _device(cfg)
     per_language = {}
     for lang, split in tests.items():
         preds = predict(module, split, collator, int(cfg["stage2"]["eval_batch_size"]), device,
                         cfg["trainer"].get("precision", "32-true"))
-        labels = torch.as_tensor(split.labels)
-        m = compute(card.metrics, preds, labels, card.num_labels)
+        m = dict(module.impl.score(preds, split, card))
         m["n"] = len(split)
         per_language[lang] = m
         if run_dir is not None and cfg["eval"].get("export_predictions"):
-            _export(run_dir / "predictions" / (tag or "target"), card, lang, preds)
+            module.impl.export(preds, split, card, lang, run_dir / "predictions" / (tag or "target"))
     return _aggregate(per_language, card)
 
 
-def _export(out: Path, card: TaskCard, lang: str, preds: torch.Tensor) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    lines = [f"{float(p):.6f}" if card.is_regression else card.labels[int(p)] for p in preds]
-    (out / f"test-{lang}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+def majority_baseline(train: Any, tests: dict[str, Any], card: TaskCard) -> dict[str, Any] | None:
+    """The most frequent training label (classification) or the training mean (regression)."""
+    from itt.tasks import get_task_type
 
-
-def majority_baseline(train_labels: Any, tests: dict[str, Any], card: TaskCard) -> dict[str, Any]:
-    """Most frequent training class (classification) or the training mean (regression)."""
-    from itt.metrics.task_metrics import compute
-
-    labels = torch.as_tensor(train_labels)
-    if card.is_regression:
-        const = float(labels.float().mean())
-    else:
-        const = int(torch.bincount(labels, minlength=card.num_labels).argmax())
+    impl = get_task_type(card.type)
     per_language = {}
     for lang, split in tests.items():
-        y = torch.as_tensor(split.labels)
-        p = torch.full_like(y, const) if not card.is_regression else torch.full(y.shape, const)
-        m = compute(card.metrics, p, y, card.num_labels)
-        m["n"] = len(split)
-        per_language[lang] = m
-    out = _aggregate(per_language, card)
-    out["prediction"] = card.labels[const] if not card.is_regression else const
-    return out
-
-
-def _zero_shot_fits(inter: TaskCard, target: TaskCard) -> bool:
-    if inter.type != target.type:
-        return False
-    return target.is_regression or list(inter.labels or []) == list(target.labels or [])
+        m = impl.majority(train, split, card)
+        if m is None:
+            return None
+        per_language[lang] = dict(m, n=len(split))
+    return _aggregate(per_language, card)
 
 
 # --------------------------------------------------------------------------------------
@@ -332,6 +314,7 @@ def _stage1(cfg: dict[str, Any], inter: TaskCard, run_dir: Path) -> tuple[Path, 
         train, val, _ = _loaders(tok, tokenizer, inter, cfg, "stage1")
         pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
         module = _module(encoder, inter, cfg, "stage1")
+        module.val_split = tok["validation"]
         partial = final.with_name(final.name + ".partial")
         logger = _logger(cfg, "stage1", run_dir)
         try:
@@ -376,12 +359,16 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
     train, val, collator = _loaders(tok, tokenizer, target, cfg, "stage2")
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     module = _module(encoder, target, cfg, "stage2")
+    module.val_split = tok["validation"]
     logger = _logger(cfg, "stage2", run_dir)
     ckpt_dir = run_dir / "checkpoints"
     summary: dict[str, Any] = {}
     try:
-        outcome = stages.fit(module, train, val, stage_cfg=cfg["stage2"], trainer_cfg=cfg["trainer"],
-                             logger=logger, ckpt_dir=ckpt_dir, main_metric=target.main_metric)
+        if module.impl.trainable:
+            outcome = stages.fit(module, train, val, stage_cfg=cfg["stage2"], trainer_cfg=cfg["trainer"],
+                                 logger=logger, ckpt_dir=ckpt_dir, main_metric=target.main_metric)
+        else:  # scored straight from the encoder's representations
+            outcome = stages.StageOutcome(wall_time_s=0.0, epochs=0, steps=0)
         t_stage2 = time.perf_counter() - t0
         if global_rank() != 0:
             return {"status": "ok", "rank": global_rank()}
@@ -389,8 +376,9 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
         metrics = evaluate(module, tok["test"], collator, target, cfg, run_dir, "target")
         baselines: dict[str, Any] = {"majority": None, "zero_shot": None}
         if cfg["eval"].get("majority_baseline", True):
-            baselines["majority"] = majority_baseline(tok["train"].labels, tok["test"], target)
-        if inter is not None and cfg["eval"].get("zero_shot", True) and _zero_shot_fits(inter, target):
+            baselines["majority"] = majority_baseline(tok["train"], tok["test"], target)
+        if inter is not None and cfg["eval"].get("zero_shot", True) and \
+                module.impl.zero_shot_compatible(inter, target):
             enc0, _, _ = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])
             stages.load_encoder_state(enc0, stage1_path)
             zs = _module(enc0, target, cfg, "stage2")

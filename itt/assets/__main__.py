@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                                  + "\n".join(f"  {p}" for p in problems))
             print(f"All assets in {fx.assets_dir(args.dir)} verify.")
         else:
-            rows = fx.status(args.dir)
+            rows = fx.status(args.dir, args.only)
             root = fx.assets_dir(args.dir)
             print(f"Assets in {root}")
             w = max(len(r["name"]) for r in rows)

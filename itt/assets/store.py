@@ -318,9 +318,6 @@ class _Fetcher:
         jsonl = {rel: f["rows"] for rel, f in entry.get("files", {}).items() if f.get("rows") is not None}
         if len(jsonl) > 1:
             row.per_file = {Path(rel).stem.rsplit("-", 1)[-1]: n for rel, n in jsonl.items()}
-        # the intermediate's size is what its targets' caps depend on
-        if row.kind == "dataset" and row.rows is None:
-            row.rows = sum(jsonl.values())
 
 
 def fetch(only: str | list[str] | None = None, dir: str | os.PathLike | None = None, *,
@@ -380,12 +377,12 @@ def verify(dir: str | os.PathLike | None = None, only: str | list[str] | None = 
     return problems
 
 
-def status(dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+def status(dir: str | os.PathLike | None = None, only: str | list[str] | None = None) -> list[dict[str, Any]]:
     """What exists, from the manifest and the file system (no hashing)."""
     root = assets_dir(dir)
     manifest = load_manifest(root)
     out = []
-    for spec in cat.CATALOG:
+    for spec in cat.select(only):
         entry = manifest["assets"].get(spec.name)
         state = "absent"
         size = 0

@@ -24,7 +24,7 @@ class TokenDataset(torch.utils.data.Dataset):
         return len(self.split)
 
     def __getitem__(self, i: int):
-        return self.split.item(int(i))
+        return int(i), self.split.item(int(i))
 
 
 def _world() -> tuple[int, int]:
@@ -83,7 +83,9 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
             self.epoch += 1
         world, rank = _world()
         if world > 1:
-            usable = len(batches) - len(batches) % world
+            # Training: equal batch counts per rank (DDP steps in lockstep). Evaluation: every
+            # batch is scored once; ranks gather predictions at the end.
+            usable = len(batches) - len(batches) % world if self.mode != "sorted" else len(batches)
             batches = batches[rank:usable:world]
         for b in batches:
             yield b.tolist()
@@ -97,11 +99,16 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
             count = -(-n // self.batch_size)
         if self.drop_last:
             count = n // self.batch_size
-        return count // world if world > 1 else count
+        if world > 1:
+            return count // world if self.mode != "sorted" else len(range(_world()[1], count, world))
+        return count
 
 
 class Collator:
-    """Pads a list of (ids, types, label) to the longest sequence in the batch."""
+    """Pads a list of (index, (ids, types, label)) to the longest sequence in the batch.
+
+    Every collator returns the items' indices as ``batch["index"]`` so that predictions made
+    in length-sorted (or sharded) order can be put back in the split's order."""
 
     def __init__(self, pad_id: int, padding_side: str = "right", regression: bool = False,
                  pad_to_multiple_of: int | None = None) -> None:
@@ -110,7 +117,9 @@ class Collator:
         self.regression = regression
         self.multiple = pad_to_multiple_of
 
-    def __call__(self, items) -> dict[str, torch.Tensor]:
+    def __call__(self, pairs) -> dict[str, torch.Tensor]:
+        index = torch.tensor([i for i, _ in pairs], dtype=torch.long)
+        items = [item for _, item in pairs]
         n = len(items)
         width = max(len(ids) for ids, _, _ in items)
         if self.multiple:
@@ -128,7 +137,7 @@ class Collator:
                 types[i, sl] = torch.from_numpy(tt.astype(np.int64))
         labels = torch.tensor([x for _, _, x in items],
                               dtype=torch.float32 if self.regression else torch.long)
-        batch = {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+        batch = {"input_ids": input_ids, "attention_mask": mask, "labels": labels, "index": index}
         if has_types:
             batch["token_type_ids"] = types
         return batch

@@ -137,72 +137,6 @@ def _load_source(card: TaskCard, lang: str, assets_dir: str | None) -> dict[str,
     raise DataError(f"Task '{card.name}': unknown source.kind '{kind}' (expected local or hub).")
 
 
-def _label_to_index(card: TaskCard, values: list[Any], where: str) -> list[Any]:
-    if card.is_regression:
-        out = []
-        lo, hi = (card.label_range or [None, None])
-        for i, v in enumerate(values):
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                raise DataError(f"Task '{card.name}': {where} row {i} has label {v!r}, not a number "
-                                f"(a regression task).") from None
-            if not np.isfinite(x) or (lo is not None and not lo <= x <= hi):
-                raise DataError(f"Task '{card.name}': {where} row {i} has label {v!r} outside the "
-                                f"label range {card.label_range}.")
-            out.append(x)
-        return out
-    names = card.labels or []
-    index = {n: i for i, n in enumerate(names)}
-    label_map = card.label_map or {}
-    out = []
-    for i, v in enumerate(values):
-        key = v
-        if label_map:
-            key = label_map.get(str(v), label_map.get(str(v).strip(), v))
-        if isinstance(key, bool):
-            key = str(key)
-        if isinstance(key, (int, np.integer)) and not isinstance(key, bool) and str(key) not in index:
-            if 0 <= int(key) < len(names):
-                out.append(int(key))
-                continue
-        elif isinstance(key, float) and key.is_integer() and str(key) not in index and 0 <= key < len(names):
-            out.append(int(key))
-            continue
-        if str(key) in index:
-            out.append(index[str(key)])
-            continue
-        raise DataError(f"Task '{card.name}': {where} row {i} has label {v!r}, which is not in the "
-                        f"card's label set {names}" + (f" (after label_map {label_map})" if label_map else "")
-                        + f". Fix the row or the card's labels/label_map in conf/task/{card.name}.yaml.")
-    return out
-
-
-def _normalise(card: TaskCard, ds: Any, where: str) -> Any:
-    import datasets
-
-    cols = card.text_columns
-    if len(cols) not in (1, 2):
-        raise DataError(f"Task '{card.name}': columns.text must name one or two columns, got {cols}.")
-    needed = cols + [card.label_column]
-    absent = [c for c in needed if c not in ds.column_names]
-    if absent:
-        raise DataError(f"Task '{card.name}': {where} has no column(s) {absent}; it has "
-                        f"{ds.column_names}. Set columns.text/columns.label in conf/task/{card.name}.yaml.")
-    out_names = ["text"] if len(cols) == 1 else ["text_a", "text_b"]
-    data: dict[str, list] = {}
-    for src, dst in zip(cols, out_names):
-        values = ds[src]
-        bad = [i for i, v in enumerate(values) if v is None]
-        if bad:
-            raise DataError(f"Task '{card.name}': {where} row {bad[0]} has an empty '{src}' value.")
-        data[dst] = [str(v) for v in values]
-    data["label"] = _label_to_index(card, ds[card.label_column], where)
-    features = {n: datasets.Value("string") for n in out_names}
-    features["label"] = datasets.Value("float32" if card.is_regression else "int64")
-    return datasets.Dataset.from_dict(data, features=datasets.Features(features))
-
-
 def _ratio_split(ds: Any, card: TaskCard, seed: int) -> tuple[Any, Any, Any]:
     n = len(ds)
     perm = np.random.default_rng(seed).permutation(n)
@@ -227,6 +161,10 @@ def load_task(card: TaskCard, split_seed: int = 1234, assets_dir: str | None = N
     on each of its eval languages."""
     import datasets
 
+    from itt.tasks import get_task_type
+
+    impl = get_task_type(card.type)
+    _normalise = impl.normalise
     langs = list(dict.fromkeys(card.train_languages + (list(card.eval_languages) if need_test else [])))
     per_lang: dict[str, tuple[Any, Any, Any]] = {}
     for lang in langs:

@@ -1,4 +1,5 @@
-"""The LightningModule: a shared encoder with one task head."""
+"""The LightningModule: a shared encoder with one task head; the task type (see
+itt.tasks) supplies the head, the loss, the predictions and the metrics."""
 from __future__ import annotations
 
 import logging
@@ -8,10 +9,11 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from itt.metrics.task_metrics import compute
-from itt.models.heads import SequenceHead, hidden_size, pool
+from itt.models.heads import hidden_size
 
 log = logging.getLogger(__name__)
+
+_ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def _layers(encoder: nn.Module) -> nn.ModuleList | None:
@@ -48,70 +50,72 @@ def freeze(encoder: nn.Module, embeddings: bool, n_layers: int) -> int:
     return frozen
 
 
-class ITTModule(pl.LightningModule):
-    """Encoder + sequence head for classification (cross-entropy) or regression (MSE)."""
+def gather_predictions(chunks: list[tuple[list[int], list[Any]]], n: int | None = None) -> list[Any]:
+    """Put (indices, predictions) chunks, from any batch order or rank, back in item order."""
+    by_index: dict[int, Any] = {}
+    for idx, preds in chunks:
+        by_index.update(zip(idx, preds))
+    size = n if n is not None else len(by_index)
+    missing = [i for i in range(size) if i not in by_index]
+    if missing:
+        raise RuntimeError(f"no prediction for {len(missing)} items (first: {missing[:5]})")
+    return [by_index[i] for i in range(size)]
 
-    def __init__(self, encoder: nn.Module, *, task_type: str, num_labels: int, pooling: str,
-                 metrics: list[str], main_metric: str, optim: dict[str, Any], dropout: float = 0.1,
-                 head: nn.Module | None = None) -> None:
+
+class ITTModule(pl.LightningModule):
+    """Encoder + head; ``impl`` is the task type, ``card`` the task card."""
+
+    def __init__(self, encoder: nn.Module, *, impl: Any, card: Any, pooling: str, optim: dict[str, Any],
+                 dropout: float = 0.1, head: nn.Module | None = None) -> None:
         super().__init__()
         self.encoder = encoder
-        self.task_type = task_type
-        self.regression = task_type == "text_pair_regression"
-        self.num_labels = num_labels
+        self.impl = impl
+        self.card = card
         self.pooling = pooling
-        self.metric_names = list(metrics)
-        self.main_metric = main_metric
         self.optim = dict(optim)
-        self.head = head if head is not None else SequenceHead(
-            hidden_size(encoder), 1 if self.regression else num_labels, dropout)
-        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.main_metric = card.main_metric
+        self.head = head if head is not None else impl.head(hidden_size(encoder), card, dropout)
+        self.val_split: Any = None
+        self._val: list[tuple[list[int], list[Any]]] = []
         self.last_val: dict[str, float] = {}
         self.val_history: list[dict[str, float]] = []
-        self._accepts_types = "token_type_ids" in encoder.forward.__code__.co_varnames
+        import inspect
 
-    # -- forward -----------------------------------------------------------------------
+        params = inspect.signature(encoder.forward).parameters
+        self._inputs = tuple(k for k in _ENCODER_INPUTS if k in params or k != "token_type_ids")
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-        if "token_type_ids" in batch and self._accepts_types:
-            kwargs["token_type_ids"] = batch["token_type_ids"]
+        kwargs = {k: batch[k] for k in self._inputs if k in batch}
         hidden = self.encoder(**kwargs).last_hidden_state
-        logits = self.head(pool(hidden, batch["attention_mask"], self.pooling))
-        return logits.squeeze(-1) if self.regression else logits
+        return self.impl.logits(self.head, hidden, batch, self.pooling)
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if self.regression:
-            return nn.functional.mse_loss(logits.float(), labels.float())
-        return nn.functional.cross_entropy(logits.float(), labels)
-
-    def predictions(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits.float() if self.regression else logits.argmax(-1)
-
-    # -- Lightning hooks ---------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self(batch), batch["labels"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].size(0))
+        loss = self.impl.loss(self(batch), batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=int(batch["index"].numel()))
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         logits = self(batch)
-        self.log("val/loss", self.loss(logits, batch["labels"]), batch_size=batch["labels"].size(0), sync_dist=True)
-        self._val.append((self.predictions(logits).detach().cpu(), batch["labels"].detach().cpu()))
+        n = int(batch["index"].numel())
+        self.log("val/loss", self.impl.loss(logits, batch), batch_size=n, sync_dist=True)
+        self._val.append((batch["index"].tolist(), self.impl.predict_batch(logits, batch)))
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val:
+        if not self._val or self.val_split is None:
             return
-        preds = torch.cat([p for p, _ in self._val])
-        labels = torch.cat([t for _, t in self._val])
+        chunks = list(self._val)
         self._val.clear()
         if self.trainer is not None and self.trainer.world_size > 1:
-            preds = self.all_gather(preds.to(self.device)).reshape(-1).cpu()
-            labels = self.all_gather(labels.to(self.device)).reshape(-1).cpu()
-        values = compute(self.metric_names, preds, labels, self.num_labels)
+            gathered: list[Any] = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(gathered, chunks)
+            chunks = [c for part in gathered for c in part]
+        preds = gather_predictions(chunks, len(self.val_split))
+        values = self.impl.score(preds, self.val_split, self.card)
         self.last_val = values
         self.val_history.append(values)
         for k, v in values.items():
-            self.log(f"val/{k}", float("-inf") if v != v else v, prog_bar=(k == self.main_metric))
+            self.log(f"val/{k}", float("-inf") if v is None or v != v else float(v),
+                     prog_bar=(k == self.main_metric))
 
     def configure_optimizers(self):
         from transformers import get_linear_schedule_with_warmup
@@ -129,3 +133,4 @@ class ITTModule(pl.LightningModule):
         warmup = int(float(self.optim.get("warmup_ratio", 0.0)) * total)
         sched = get_linear_schedule_with_warmup(opt, warmup, total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
