@@ -45,6 +45,7 @@ class TaskCard:
     benchmark: str | None = None
     description: str = ""
     label_map: dict[Any, str] | None = None
+    drop_labels: list[Any] | None = None     # raw label values whose rows are left out
     label_range: list[float] | None = None
     max_examples: int | None = None
     license: str | None = None

@@ -119,10 +119,26 @@ def _load_hub(card: TaskCard, lang: str) -> dict[str, Any]:
                 raise hub_exc from exc
         raise DataError(f"Task '{card.name}': could not load hub dataset '{path}' config "
                         f"'{config}': {exc}") from exc
-    return {split: (loaded[split], f"{path}/{config or ''}:{split}") for split in loaded}
+    wanted = card.source.get("splits")
+    if wanted:
+        unknown = [w for w in wanted if w not in loaded]
+        if unknown:
+            raise DataError(f"Task '{card.name}': hub dataset '{path}' ({config}) has no split(s) {unknown}; "
+                            f"it has {list(loaded)}. Fix source.splits in conf/task/{card.name}.yaml.")
+    names = wanted or list(loaded)
+    return {split: (loaded[split], f"{path}/{config or ''}:{split}") for split in names}
 
 
 def _load_source(card: TaskCard, lang: str, assets_dir: str | None) -> dict[str, Any]:
+    raw = _load_raw(card, lang, assets_dir)
+    if card.drop_labels:
+        drop = {str(v) for v in card.drop_labels}
+        raw = {k: (ds.filter(lambda v: str(v) not in drop, input_columns=card.label_column), where)
+               if card.label_column in ds.column_names else (ds, where) for k, (ds, where) in raw.items()}
+    return raw
+
+
+def _load_raw(card: TaskCard, lang: str, assets_dir: str | None) -> dict[str, Any]:
     kind = card.source.get("kind", "local")
     if kind == "local":
         return _load_local(card, lang, assets_dir)
