@@ -62,7 +62,13 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     """Identifies a tokenizer by its full serialised state, not by its name."""
     backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
     if backend is not None and hasattr(backend, "to_str"):
-        state = backend.to_str()
+        import json
+
+        data = json.loads(backend.to_str())
+        # Truncation/padding settings change with each call; they are not part of the vocabulary.
+        data.pop("truncation", None)
+        data.pop("padding", None)
+        state = json.dumps(data, sort_keys=True)
     else:  # pragma: no cover - every tokenizer used here is tokenizers-backed
         state = repr(sorted(tokenizer.get_vocab().items()))
     return hashlib.sha256(f"{state}|{tokenizer.padding_side}|{tokenizer.truncation_side}".encode()).hexdigest()[:16]

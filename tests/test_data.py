@@ -1,0 +1,106 @@
+"""Split protocol, batching and the tokenization cache."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from itt.data.batching import Collator, LengthGroupedBatchSampler
+from itt.data.cards import card_from_config
+from itt.data.loading import load_task
+
+
+def test_split_is_seeded_70_30_and_parallel_across_languages(make_cfg):
+    cfg = make_cfg("target=smoke_xling")
+    card = card_from_config(cfg["target"], "target")
+    a = load_task(card, split_seed=7)
+    b = load_task(card, split_seed=7)
+    c = load_task(card, split_seed=8)
+    n = 400
+    assert len(a.test["en"]) == n - round(n * 0.7)
+    assert len(a.train) + len(a.validation) == round(n * 0.7)
+    assert list(a.train["text"]) == list(b.train["text"])
+    assert list(a.train["text"]) != list(c.train["text"])
+    # The German test rows are the translations of the English test rows (same indices).
+    assert list(a.test["en"]["label"]) == list(a.test["de"]["label"])
+    en_words = [t.split()[-1] for t in a.test["en"]["text"]]
+    de_words = [t.split()[-1] for t in a.test["de"]["text"]]
+    from itt.data.smoke import _DE
+    assert [_DE[w] for w in en_words] == de_words
+
+
+def test_given_splits_protocol(make_cfg, tmp_path):
+    import json
+
+    for split, n in (("train", 50), ("test", 20)):
+        (tmp_path / f"{split}.jsonl").write_text("".join(
+            json.dumps({"text": f"{split} {i}", "label": i % 2}) + "\n" for i in range(n)))
+    cfg = make_cfg()
+    cfg["target"]["source"] = {"kind": "local", "data_files": {"train": str(tmp_path / "train.jsonl"),
+                                                               "test": str(tmp_path / "test.jsonl")}}
+    cfg["target"]["split"] = {"protocol": "given", "validation_fraction": 0.2}
+    data = load_task(card_from_config(cfg["target"], "target"))
+    assert len(data.test["en"]) == 20 and len(data.train) == 40 and len(data.validation) == 10
+
+
+@pytest.mark.parametrize("mode", ["length_grouped", "random", "sorted"])
+def test_sampler_yields_every_index_once(mode):
+    lengths = np.random.default_rng(0).integers(5, 200, size=1003)
+    sampler = LengthGroupedBatchSampler(lengths, 32, mode=mode, mega_batch_factor=8, seed=1)
+    batches = list(sampler)
+    assert len(batches) == len(sampler)
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(1003))
+
+
+def test_length_grouping_cuts_padding_and_stays_random():
+    lengths = np.random.default_rng(0).lognormal(3.3, 0.6, size=4096).astype(int) + 3
+
+    def pad_fraction(batches):
+        total = sum(len(b) * lengths[b].max() for b in map(np.array, batches))
+        return 1 - lengths.sum() / total
+
+    grouped = LengthGroupedBatchSampler(lengths, 32, mode="length_grouped", seed=0)
+    rand = LengthGroupedBatchSampler(lengths, 32, mode="random", seed=0)
+    g1, g2 = list(grouped), list(grouped)
+    assert pad_fraction(g1) < 0.5 * pad_fraction(list(rand))
+    assert g1 != g2, "a new order every epoch"
+    # Batches mix examples from across the data set, not a fixed sorted order.
+    assert len({b[0] // 512 for b in g1[:20]}) > 3
+
+
+def test_collator_pads_per_batch_on_the_tokenizers_side():
+    items = [(0, (np.array([5, 6, 7]), None, 1)), (1, (np.array([8]), None, 0))]
+    right = Collator(pad_id=0, padding_side="right")(items)
+    left = Collator(pad_id=0, padding_side="left")(items)
+    assert right["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert left["input_ids"].tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert left["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
+    assert right["index"].tolist() == [0, 1]
+
+
+def test_pooling_first_last_mean_with_left_padding():
+    from itt.models.heads import pool
+
+    hidden = torch.arange(2 * 4 * 1, dtype=torch.float).view(2, 4, 1)
+    mask = torch.tensor([[1, 1, 1, 0], [0, 0, 1, 1]])
+    assert pool(hidden, mask, "first").flatten().tolist() == [0.0, 6.0]
+    assert pool(hidden, mask, "last").flatten().tolist() == [2.0, 7.0]
+    assert pool(hidden, mask, "mean").flatten().tolist() == [1.0, 6.5]
+
+
+def test_tokenization_is_cached_and_truncation_counted(make_cfg, tmp_path):
+    from itt.data.tokenize import tokenize_split
+    from itt.models.encoder import load_encoder
+
+    cfg = make_cfg()
+    _, tok, _ = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])
+    data = load_task(card_from_config(cfg["target"], "target"))
+    first = tokenize_split(data.train, tok, 8, tmp_path, ["text"], "t")
+    assert first.truncated > 0 and first.lengths.max() == 8
+    files = list((tmp_path / "tokenized").glob("*.npz"))
+    assert len(files) == 1
+    again = tokenize_split(data.train, tok, 8, tmp_path, ["text"], "t")
+    assert np.array_equal(first.ids, again.ids) and again.truncated == first.truncated
+    longer = tokenize_split(data.train, tok, 64, tmp_path, ["text"], "t")
+    assert longer.truncated == 0 and len(list((tmp_path / "tokenized").glob("*.npz"))) == 2
