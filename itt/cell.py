@@ -59,6 +59,40 @@ def _check_stage(cfg: dict[str, Any], stage: str) -> None:
         raise ConfigError(f"{stage}.lr must be positive, got {s['lr']!r}.")
 
 
+def apply_card_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Settings that task cards carry for the stages (returns a new config dict).
+
+    * ``run.card_overrides: true`` (the xtreme_r experiment sets it): a card's
+      ``train_overrides`` (per-task hyper-parameters, e.g. XTREME's lr / epochs /
+      max_length per target) replace ``stage2`` keys for the target card and ``stage1``
+      keys for the intermediate card. Change them with ``target.train_overrides.<key>=``.
+    * ``data.translate_train: true`` switches on the target card's ``translate_train``.
+    """
+    import copy
+
+    cfg = copy.deepcopy(cfg)
+    if cfg.get("run", {}).get("card_overrides"):
+        for role, stage in (("target", "stage2"), ("intermediate", "stage1")):
+            over = (cfg.get(role) or {}).get("train_overrides") or {}
+            unknown = sorted(k for k in over if k not in cfg[stage])
+            if unknown:
+                raise ConfigError(f"Task card '{cfg[role].get('name')}': train_overrides {unknown} are not "
+                                  f"{stage} settings; known: {', '.join(sorted(cfg[stage]))}.")
+            for key, value in over.items():
+                if cfg[stage][key] != value:
+                    log.info("%s.%s: %r -> %r (train_overrides of %s)", stage, key, cfg[stage][key], value,
+                             cfg[role].get("name"))
+                cfg[stage][key] = value
+    if cfg.get("data", {}).get("translate_train"):
+        block = cfg["target"].get("translate_train")
+        if not isinstance(block, dict) or not block.get("source"):
+            note = f" ({block['note']})" if isinstance(block, dict) and block.get("note") else ""
+            raise ConfigError(f"data.translate_train=true, but target '{cfg['target'].get('name')}' has no "
+                              f"translated training data{note} (no translate_train.source in its card).")
+        block["enabled"] = True
+    return cfg
+
+
 def existing_result(run_dir: Path, chash: str) -> dict[str, Any] | None:
     path = run_dir / RESULT
     if not path.exists():
@@ -87,6 +121,7 @@ def run_cell(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
     On failure error.json is written in ``run_dir`` and the exception is re-raised.
     """
     run_dir = Path(run_dir)
+    cfg = apply_card_settings(cfg)
     target = card_from_config(cfg["target"], "target")
     inter = card_from_config(cfg["intermediate"], "intermediate")
     _check_stage(cfg, "stage2")
@@ -259,7 +294,7 @@ def evaluate(module: Any, tests: dict[str, Any], collator: Any, card: TaskCard, 
         preds = predict(module, split, collator, int(cfg["stage2"]["eval_batch_size"]), device,
                         cfg["trainer"].get("precision", "32-true"))
         m = dict(module.impl.score(preds, split, card))
-        m["n"] = len(split)
+        m["n"] = int(getattr(split, "n_examples", len(split)))   # QA: questions, not windows
         per_language[lang] = m
         if run_dir is not None and cfg["eval"].get("export_predictions"):
             module.impl.export(preds, split, card, lang, run_dir / "predictions" / (tag or "target"))

@@ -34,6 +34,23 @@ class TaskData:
     sizes: dict[str, Any] = field(default_factory=dict)
 
 
+def _lang_code(card: TaskCard, lang: str) -> str:
+    """What ``{lang}`` stands for in a source: the language code, or the source's own name
+    for it (``source.lang_codes``, e.g. ``{de: deu}`` for Tatoeba, ``{de: German}`` for UD)."""
+    codes = card.source.get("lang_codes") or {}
+    return str(codes.get(lang, lang))
+
+
+def _with_lang(value: Any, code: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{lang}", code)
+    if isinstance(value, dict):
+        return {k: _with_lang(v, code) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_with_lang(v, code) for v in value]
+    return value
+
+
 def _fmt(card: TaskCard, files: list[str]) -> str:
     fmt = card.source.get("format")
     if fmt:
@@ -54,7 +71,7 @@ def _resolve_files(card: TaskCard, lang: str, assets_dir: str | None) -> dict[st
     out: dict[str, list[str]] = {}
     for split, files in data_files.items():
         files = [files] if isinstance(files, str) else list(files)
-        out[split] = [f.replace("{lang}", lang) for f in files]
+        out[split] = [f.replace("{lang}", _lang_code(card, lang)) for f in files]
     missing = [f for fs in out.values() for f in fs if not os.path.exists(f)]
     if missing and card.source.get("generator") == "smoke":
         from itt.data import smoke
@@ -98,16 +115,17 @@ def _load_hub(card: TaskCard, lang: str) -> dict[str, Any]:
 
     from itt.hub import hub_offline_flag, require_hub
 
-    path = card.source["path"].replace("{lang}", lang)
+    code = _lang_code(card, lang)
+    path = card.source["path"].replace("{lang}", code)
     config = card.source.get("config")
-    config = config.replace("{lang}", lang) if isinstance(config, str) else config
+    config = config.replace("{lang}", code) if isinstance(config, str) else config
     kwargs: dict[str, Any] = {}
     if card.source.get("revision"):
         kwargs["revision"] = card.source["revision"]
     if card.source.get("trust_remote_code"):
         kwargs["trust_remote_code"] = True
     if card.source.get("data_files"):
-        kwargs["data_files"] = card.source["data_files"]
+        kwargs["data_files"] = _with_lang(card.source["data_files"], code)
     try:
         loaded = datasets.load_dataset(path, config, **kwargs)
     except (ConnectionError, OSError, FileNotFoundError) as exc:
@@ -171,63 +189,157 @@ def _check_nonempty(card: TaskCard, split: str, lang: str, ds: Any, where: str) 
                         f"conf/task/{card.name}.yaml.")
 
 
+# Keys of a ``train_source`` / ``translate_train.source`` block that are card fields, not
+# source fields: the other source may name its columns and labels differently.
+_CARD_KEYS = ("columns", "label_map", "drop_labels", "split", "max_examples")
+
+
+def source_variant(card: TaskCard, spec: dict[str, Any], what: str) -> TaskCard:
+    """The card reading its rows from another source (``train_source``, the translated
+    training data of ``translate_train``): the block holds the source fields and,
+    optionally, its own ``columns``/``label_map``/``drop_labels``/``split``/``max_examples``."""
+    import dataclasses
+
+    from itt.errors import ConfigError
+
+    if not isinstance(spec, dict) or not (spec.get("path") or spec.get("data_files")):
+        raise ConfigError(f"Task card '{card.name}': {what} must be a source block with a hub path "
+                          f"or data_files (see docs/schemas.md), got {spec!r}.")
+    spec = dict(spec)
+    over: dict[str, Any] = {k: spec.pop(k) for k in _CARD_KEYS if k in spec}
+    if over.get("label_map"):
+        over["label_map"] = {str(k): str(v) for k, v in over["label_map"].items()}
+    if "split" in over:
+        over["split"] = {**card.split, **over["split"]}
+    return dataclasses.replace(card, source=spec, **over)
+
+
+def train_card(card: TaskCard) -> TaskCard:
+    """The card the training (and validation) rows come from: ``train_source`` where the
+    card names one (XNLI trains on MultiNLI, XQuAD on SQuAD v1.1), else the card itself."""
+    spec = card.extra.get("train_source")
+    return card if not spec else source_variant(card, spec, "train_source")
+
+
+def translate_train(card: TaskCard) -> tuple[TaskCard | None, list[str]]:
+    """(card of the translated training data, its languages) when the card's
+    ``translate_train.enabled`` is set; (None, []) otherwise. Translate-train here is
+    XTREME's translate-train-all: one model on the English data plus every translation."""
+    from itt.errors import ConfigError
+
+    block = card.extra.get("translate_train") or {}
+    if not isinstance(block, dict):
+        raise ConfigError(f"Task card '{card.name}': translate_train must be a mapping with "
+                          f"enabled/source/languages, got {block!r}.")
+    if not block.get("enabled"):
+        return None, []
+    if not block.get("source"):
+        note = f" ({block['note']})" if block.get("note") else ""
+        raise ConfigError(f"Task '{card.name}' has no translated training data{note}: "
+                          f"translate_train.source is not set in conf/task/{card.name}.yaml, so "
+                          f"translate-train cannot run for it. Leave translate_train off "
+                          f"(the zero-shot setting).")
+    langs = list(block.get("languages") or card.eval_languages)
+    langs = [lang for lang in langs if lang not in card.train_languages]
+    return source_variant(card, block["source"], "translate_train.source"), langs
+
+
+def _load_language(card: TaskCard, lang: str, roles: tuple[str, ...], split_seed: int,
+                   assets_dir: str | None, normalise: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The normalised ``roles`` (train / validation / test) of one language of ``card``."""
+    import datasets
+
+    raw = _load_source(card, lang, assets_dir)
+    protocol = card.split.get("protocol", "ratio")
+    if protocol == "ratio" or "all" in raw:
+        parts = [normalise(card, ds, where) for ds, where in raw.values()]
+        where = "; ".join(w for _, w in raw.values())
+        ds = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+        _check_nonempty(card, "whole", lang, ds, where)
+        if card.max_examples and len(ds) > card.max_examples:
+            idx = np.random.default_rng(split_seed + 1).permutation(len(ds))[: card.max_examples]
+            ds = ds.select(np.sort(idx))
+        tr, va, te = _ratio_split(ds, card, split_seed)
+        return {"train": tr, "validation": va, "test": te}, {r: where for r in ("train", "validation", "test")}
+    names = {"train": "train", "validation": "validation", "test": "test"}
+    names.update(card.split.get("splits") or {})
+    got: dict[str, Any] = {}
+    wheres: dict[str, str] = {}
+    for role in roles:
+        split_name = names.get(role)
+        if split_name in raw:
+            got[role] = normalise(card, raw[split_name][0], raw[split_name][1])
+            wheres[role] = raw[split_name][1]
+    if "train" in got and "validation" not in got and "validation" in roles:
+        n_val = int(round(len(got["train"]) * float(card.split.get("validation_fraction", 0.1))))
+        perm = np.random.default_rng(split_seed).permutation(len(got["train"]))
+        got["validation"] = got["train"].select(perm[:n_val])
+        got["train"] = got["train"].select(perm[n_val:])
+        wheres["validation"] = wheres["train"]
+    for role in roles:
+        if role not in wheres:
+            wheres[role] = (f"no split named '{names.get(role)}' (it has {list(raw)}; "
+                            f"see split.splits)")
+    return got, wheres
+
+
 def load_task(card: TaskCard, split_seed: int = 1234, assets_dir: str | None = None,
               max_train_examples: int | None = None, need_test: bool = True) -> TaskData:
     """Load, normalise and split a task for training on its train language(s) and testing
-    on each of its eval languages."""
+    on each of its eval languages.
+
+    The training rows come from ``train_source`` where the card names one, plus the
+    translated training sets when ``translate_train.enabled``; test rows always come from
+    the card's own source. A type that is not trained (representation retrieval) loads
+    only its test languages."""
     import datasets
 
+    from itt.errors import ConfigError
     from itt.tasks import get_task_type
 
     impl = get_task_type(card.type)
-    _normalise = impl.normalise
-    langs = list(dict.fromkeys(card.train_languages + (list(card.eval_languages) if need_test else [])))
-    per_lang: dict[str, tuple[Any, Any, Any]] = {}
-    for lang in langs:
-        raw = _load_source(card, lang, assets_dir)
-        protocol = card.split.get("protocol", "ratio")
-        if protocol == "ratio" or "all" in raw:
-            parts = [_normalise(card, ds, where) for ds, where in raw.values()]
-            where = "; ".join(w for _, w in raw.values())
-            ds = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
-            _check_nonempty(card, "whole", lang, ds, where)
-            if card.max_examples and len(ds) > card.max_examples:
-                idx = np.random.default_rng(split_seed + 1).permutation(len(ds))[: card.max_examples]
-                ds = ds.select(np.sort(idx))
-            tr, va, te = _ratio_split(ds, card, split_seed)
-            wheres = (where, where, where)
-        else:
-            names = {"train": "train", "validation": "validation", "test": "test"}
-            names.update(card.split.get("splits") or {})
-            got = {}
-            wheres_d = {}
-            for role, split_name in names.items():
-                if split_name in raw:
-                    got[role] = _normalise(card, raw[split_name][0], raw[split_name][1])
-                    wheres_d[role] = raw[split_name][1]
-            if "train" in got and "validation" not in got:
-                n_val = int(round(len(got["train"]) * float(card.split.get("validation_fraction", 0.1))))
-                perm = np.random.default_rng(split_seed).permutation(len(got["train"]))
-                got["validation"] = got["train"].select(perm[:n_val])
-                got["train"] = got["train"].select(perm[n_val:])
-                wheres_d["validation"] = wheres_d["train"]
-            tr, va, te = got.get("train"), got.get("validation"), got.get("test")
-            wheres = (wheres_d.get("train", "?"), wheres_d.get("validation", "?"), wheres_d.get("test", "?"))
-        per_lang[lang] = (tr, va, te)
-        if lang in card.train_languages:
-            _check_nonempty(card, "train", lang, tr, wheres[0])
-            _check_nonempty(card, "validation", lang, va, wheres[1])
-        if need_test and lang in card.eval_languages:
-            _check_nonempty(card, "test", lang, te, wheres[2])
-    trains = [per_lang[lang][0] for lang in card.train_languages]
-    vals = [per_lang[lang][1] for lang in card.train_languages]
-    train = trains[0] if len(trains) == 1 else datasets.concatenate_datasets(trains)
-    validation = vals[0] if len(vals) == 1 else datasets.concatenate_datasets(vals)
+    if not impl.trainable and not need_test:
+        raise ConfigError(f"Task '{card.name}' is of type {card.type}, which is scored without "
+                          f"training; it cannot be an intermediate task.")
+    tcard = train_card(card)
+    tt_card, tt_langs = translate_train(card) if impl.trainable else (None, [])
+    train_langs = list(card.train_languages) if impl.trainable else []
+    eval_langs = list(card.eval_languages) if need_test else []
+    plan: list[tuple[TaskCard, str, tuple[str, ...]]] = []   # (card, lang, roles)
+    for lang in dict.fromkeys(train_langs + eval_langs):
+        roles_main = ("test",) if lang in eval_langs else ()
+        if lang in train_langs:
+            if tcard is card:
+                roles_main = ("train", "validation") + roles_main
+            else:
+                plan.append((tcard, lang, ("train", "validation")))
+        if roles_main:
+            plan.append((card, lang, roles_main))
+    plan += [(tt_card, lang, ("train", "validation")) for lang in tt_langs]
+
+    parts: dict[tuple[int, str, str], Any] = {}
+    for c, lang, roles in plan:
+        got, wheres = _load_language(c, lang, roles, split_seed, assets_dir, impl.normalise)
+        for role in roles:
+            _check_nonempty(c, role, lang, got.get(role), wheres[role])
+            parts[(id(c), lang, role)] = got[role]
+
+    trains = [parts[(id(tcard), lang, "train")] for lang in train_langs]
+    vals = [parts[(id(tcard), lang, "validation")] for lang in train_langs]
+    trains += [parts[(id(tt_card), lang, "train")] for lang in tt_langs]
+    vals += [parts[(id(tt_card), lang, "validation")] for lang in tt_langs]
+    test = {lang: parts[(id(card), lang, "test")] for lang in eval_langs}
+    if trains:
+        train = trains[0] if len(trains) == 1 else datasets.concatenate_datasets(trains)
+        validation = vals[0] if len(vals) == 1 else datasets.concatenate_datasets(vals)
+    else:  # not trained: empty training/validation splits of the normal form
+        train = validation = next(iter(test.values())).select([])
     if max_train_examples and len(train) > max_train_examples:
         idx = np.random.default_rng(split_seed + 2).permutation(len(train))[:max_train_examples]
         train = train.select(np.sort(idx))
-    test = {lang: per_lang[lang][2] for lang in card.eval_languages} if need_test else {}
     sizes = {"train": len(train), "validation": len(validation),
              "test": {lang: len(ds) for lang, ds in test.items()}}
+    if tt_langs:
+        sizes["translate_train"] = list(tt_langs)
     log.info("Task %s: %s", card.name, sizes)
     return TaskData(card=card, train=train, validation=validation, test=test, sizes=sizes)

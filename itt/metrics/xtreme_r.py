@@ -3,7 +3,8 @@
 Command line::
 
     python -m itt.metrics.xtreme_r --predictions DIR --labels DIR \\
-        --version xtreme-r|xtreme [--tasks xnli,panx] [--percent] [--output FILE]
+        --version xtreme-r|xtreme [--tasks xnli,panx] [--languages de,en] [--percent] \\
+        [--output FILE]
 
 prints the report as JSON on stdout and exits 0; bad input prints ``error: <message>`` on
 stderr and exits 2. The Python API is :func:`score`, :func:`write_predictions`,
@@ -819,8 +820,14 @@ def _score_language(spec: XtremeTask, lang: str, pred_path: Path,
 
 
 def _score_task(version: BenchmarkVersion, spec: XtremeTask, pred_root: Path,
-                label_root: Path) -> Dict[str, Any]:
+                label_root: Path, only: Optional[Collection[str]] = None) -> Dict[str, Any]:
     languages = version.languages[spec.name]
+    if only is not None:
+        languages = tuple(lang for lang in languages if lang in only)
+        if not languages:
+            raise XtremeScoringError(f"{spec.name}: none of the requested languages "
+                                     f"{', '.join(sorted(only))} is a language of the task; its "
+                                     f"languages: {', '.join(version.languages[spec.name])}")
     label_task_dir = label_root / spec.name
     if not label_task_dir.is_dir():
         raise XtremeScoringError(f"{spec.name}: predictions are present but the labels are "
@@ -885,12 +892,25 @@ def _resolve_tasks(version: BenchmarkVersion, tasks: Optional[Iterable[str]]) ->
     return [t for t in version.tasks if t in set(requested)]
 
 
+def _resolve_languages(languages: Optional[Iterable[str]]) -> Optional[frozenset]:
+    """``None`` (every official language) or the set of languages to score."""
+    if languages is None:
+        return None
+    if isinstance(languages, str):
+        languages = languages.split(",")
+    chosen = frozenset(lang.strip() for lang in languages if lang.strip())
+    if not chosen:
+        raise XtremeScoringError("--languages is empty; give a comma-separated list or leave it out")
+    return chosen
+
+
 def _mean(values: Sequence[float]) -> Optional[float]:
     return sum(values) / len(values) if values else None
 
 
 def score(pred_dir: PathLike, label_dir: PathLike, version: str = "xtreme-r",
-          tasks: Optional[Iterable[str]] = None, percent: bool = False) -> Dict[str, Any]:
+          tasks: Optional[Iterable[str]] = None, percent: bool = False,
+          languages: Optional[Iterable[str]] = None) -> Dict[str, Any]:
     """Score a predictions folder against a labels folder; returns the report dict.
 
     ``tasks`` (names, or one comma-separated string) limits scoring to those tasks of
@@ -908,6 +928,7 @@ def score(pred_dir: PathLike, label_dir: PathLike, version: str = "xtreme-r",
         if not root.is_dir():
             raise XtremeScoringError(f"{kind} folder does not exist: {root}")
     requested = _resolve_tasks(spec_version, tasks)
+    only = _resolve_languages(languages)
 
     ignored = sorted(p.name for p in pred_root.iterdir()
                      if p.is_dir() and p.name not in requested and not p.name.startswith("."))
@@ -925,7 +946,12 @@ def score(pred_dir: PathLike, label_dir: PathLike, version: str = "xtreme-r",
             warnings.append(f"task {name} is missing ({reason}); it is excluded from its group "
                             f"and from the overall score")
             continue
-        task_results[name] = _score_task(spec_version, spec, pred_root, label_root)
+        task_results[name] = _score_task(spec_version, spec, pred_root, label_root, only)
+        if only is not None and len(task_results[name]["languages"]) < len(spec_version.languages[name]):
+            task_results[name]["languages_restricted"] = True
+            warnings.append(f"task {name} is scored on {len(task_results[name]['languages'])} of its "
+                            f"{len(spec_version.languages[name])} languages (--languages); its averages "
+                            f"are not comparable with official scores")
 
     scored = [t for t in requested if task_results[t]["status"] == "scored"]
     missing = [t for t in requested if task_results[t]["status"] == "missing"]
@@ -951,7 +977,8 @@ def score(pred_dir: PathLike, label_dir: PathLike, version: str = "xtreme-r",
             "complete": len(group_scored) == len(group.tasks),
         }
 
-    complete = len(scored) == len(spec_version.tasks)
+    complete = len(scored) == len(spec_version.tasks) and \
+        not any(task_results[t].get("languages_restricted") for t in scored)
     if not complete:
         absent = [t for t in spec_version.tasks if t not in scored]
         warnings.append(f"the overall score averages {len(scored)} of "
@@ -987,6 +1014,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--labels", required=True, help="folder of gold labels")
     parser.add_argument("--version", default="xtreme-r",
                         help=f"benchmark version: {' | '.join(VERSIONS)} (default xtreme-r)")
+    parser.add_argument("--languages", default=None,
+                        help="comma-separated languages to score (default: every official "
+                             "language of each task; a subset marks the report incomplete)")
     parser.add_argument("--tasks", default=None,
                         help="comma-separated tasks to score (default: all of the version)")
     parser.add_argument("--percent", action="store_true",
@@ -1005,7 +1035,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         format="%(levelname)s: %(message)s")
     try:
         report = score(args.predictions, args.labels, version=args.version,
-                       tasks=args.tasks, percent=args.percent)
+                       tasks=args.tasks, percent=args.percent, languages=args.languages)
         text = json.dumps(report, indent=2, ensure_ascii=False)
         if args.output:
             try:

@@ -86,8 +86,13 @@ class ITTModule(pl.LightningModule):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         kwargs = {k: batch[k] for k in self._inputs if k in batch}
-        hidden = self.encoder(**kwargs).last_hidden_state
-        return self.impl.logits(self.head, hidden, batch, self.pooling)
+        # A task type may ask for more of the encoder (e.g. output_hidden_states for a
+        # middle-layer representation) and then gets the whole output, not the last layer.
+        kwargs.update(getattr(self.impl, "encoder_kwargs", None) or {})
+        out = self.encoder(**kwargs)
+        if getattr(self.impl, "wants_encoder_output", False):
+            return self.impl.logits(self.head, out, batch, self.pooling)
+        return self.impl.logits(self.head, out.last_hidden_state, batch, self.pooling)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.impl.loss(self(batch), batch)

@@ -14,6 +14,10 @@ _REGISTRY = {
     "single_text_classification": ("itt.tasks.sequence", "SequenceClassification"),
     "text_pair_classification": ("itt.tasks.sequence", "SequenceClassification"),
     "text_pair_regression": ("itt.tasks.sequence", "SequenceRegression"),
+    "multiple_choice": ("itt.tasks.multiple_choice", "MultipleChoice"),
+    "token_tagging": ("itt.tasks.tagging", "TokenTagging"),
+    "span_qa": ("itt.tasks.span_qa", "SpanQA"),
+    "retrieval": ("itt.tasks.retrieval", "Retrieval"),
 }
 
 

@@ -62,8 +62,33 @@ class TaskType:
         return False
 
     def export(self, preds: list[Any], split: Any, card: Any, lang: str, out_dir: Path) -> None:
+        """Write one language's predictions. A card with ``xtreme_task`` gets the official
+        layout (``out_dir/<task>/test-<lang>.<ext>``, gold labels next to it under
+        ``<out_dir>/../labels``), so that ``python -m itt.metrics.xtreme_r`` scores a run."""
+        from itt.tasks.common import labels_dir, xtreme_task
+
+        task = xtreme_task(card)
+        if task is not None:
+            from itt.metrics.xtreme_r import write_predictions
+
+            write_predictions(out_dir, task, lang, preds)
+            self.export_labels(split, card, lang, labels_dir(out_dir))
+            return
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"test-{lang}.tsv").write_text("".join(f"{p}\n" for p in preds), encoding="utf-8")
+
+    def export_labels(self, split: Any, card: Any, lang: str, out_dir: Path) -> None:
+        """Write the gold labels of one language in the XTREME layout (cards with
+        ``xtreme_task`` only). The default covers classification: label names by index."""
+        from itt.tasks.common import xtreme_task
+
+        task = xtreme_task(card)
+        labels = getattr(split, "labels", None)
+        if task is None or labels is None or not card.labels:
+            return
+        from itt.metrics.xtreme_r import write_labels
+
+        write_labels(out_dir, task, lang, [card.labels[int(x)] for x in labels])
 
 
 def label_indices(card: Any, values: list[Any], where: str, what: str = "label") -> list[int]:
