@@ -303,5 +303,7 @@ def test_missing_language_file_is_named(make_cfg, tmp_path):
                  eval_languages=["en", "sw"], metrics=["f1"], main_metric="f1",
                  labels=["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"],
                  train_source={"kind": "local", "format": "json", "data_files": {"train": str(d / "panx-en-test.jsonl")}})
-    with pytest.raises(DataError, match=r"\(sw\): data file not found: .*panx-sw-test\.jsonl"):
+    card["source"]["lang_codes"] = {"sw": "swa"}   # the source's own name for a language
+    with pytest.raises(DataError, match=r"\(sw\): data file not found: .*panx-swa-test\.jsonl"):
         _run(make_cfg, tmp_path, card)
+    assert "panx-swa-test.jsonl" in json.loads((tmp_path / "run" / "error.json").read_text())["exception"]
