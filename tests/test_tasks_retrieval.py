@@ -22,6 +22,8 @@ def test_cosine_ranking_breaks_ties_by_input_order_like_the_scorer():
     for row, ranked in zip(scores, r.ranked):
         assert rank_by_score([(f"c{i}", float(s)) for i, s in enumerate(row)])[:3] == ranked
     assert r.top_score == pytest.approx([1.0, 1.0])
+    chunked = rank(queries, cands, ["q0", "q1"], ["c0", "c1", "c2", "c3"], [["c2"], ["c1"]], k=3, max_cells=4)
+    assert chunked.ranked == r.ranked      # one query per chunk: same rankings
 
 
 def test_top_k_stable_equals_a_full_stable_sort_with_many_ties():

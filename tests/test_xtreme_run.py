@@ -302,7 +302,8 @@ def test_missing_language_file_is_named(make_cfg, tmp_path):
     card = _card("panx_missing", "token_tagging", "panx", data_files={"test": str(d / "panx-{lang}-test.jsonl")},
                  eval_languages=["en", "sw"], metrics=["f1"], main_metric="f1",
                  labels=["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"],
-                 train_source={"kind": "local", "format": "json", "data_files": {"train": str(d / "panx-en-test.jsonl")}})
+                 train_source={"kind": "local", "format": "json",
+                               "data_files": {"train": str(d / "panx-en-test.jsonl")}})
     card["source"]["lang_codes"] = {"sw": "swa"}   # the source's own name for a language
     with pytest.raises(DataError, match=r"\(sw\): data file not found: .*panx-swa-test\.jsonl"):
         _run(make_cfg, tmp_path, card)

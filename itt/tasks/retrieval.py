@@ -83,13 +83,18 @@ class Rankings:
 
 
 def rank(query_emb: np.ndarray, cand_emb: np.ndarray, query_ids: Sequence[str], cand_ids: Sequence[str],
-         relevant: Sequence[Sequence[str]], k: int = MAP_K) -> Rankings:
-    scores = cosine_scores(query_emb, cand_emb)
+         relevant: Sequence[Sequence[str]], k: int = MAP_K, max_cells: int = 50_000_000) -> Rankings:
+    """Top-``k`` candidates of every query. Queries are scored in chunks of at most
+    ``max_cells`` similarities, so a million-entity pool (Mewsli-X) never needs the whole
+    query x candidate matrix in memory."""
+    n_cand = max(len(cand_emb), 1)
+    step = max(1, max_cells // n_cand)
     ranked, top = [], []
-    for row in scores:
-        idx = top_k_stable(row, k)
-        ranked.append([cand_ids[i] for i in idx])
-        top.append(float(row[idx[0]]) if len(idx) else float("-inf"))
+    for start in range(0, len(query_emb), step):
+        for row in cosine_scores(query_emb[start:start + step], cand_emb):
+            idx = top_k_stable(row, k)
+            ranked.append([cand_ids[i] for i in idx])
+            top.append(float(row[idx[0]]) if len(idx) else float("-inf"))
     return Rankings(list(query_ids), ranked, top, [list(r) for r in relevant])
 
 
@@ -188,6 +193,11 @@ class Retrieval(TaskType):
 
         q_col, c_col = column(card, "query"), column(card, "candidate")
         out: dict[str, list] = {"role": [], "id": [], "text": [], "relevant": []}
+
+        def add(role: str, rid: str, text: str, relevant: list[str]) -> None:
+            for key, value in (("role", role), ("id", rid), ("text", text), ("relevant", relevant)):
+                out[key].append(value)
+
         if q_col and c_col:
             qid_col, cid_col = column(card, "query_id"), column(card, "candidate_id")
             require(card, ds, [q_col, c_col] + [c for c in (qid_col, cid_col) if c], where)
@@ -197,12 +207,10 @@ class Retrieval(TaskType):
             for i, (q, c, qid, cid) in enumerate(zip(ds[q_col], ds[c_col], qids, cids)):
                 if q is None or c is None:
                     raise DataError(f"Task '{card.name}': {where} row {i} has an empty query or candidate.")
-                out["role"].append("query"), out["id"].append(qid), out["text"].append(str(q))
-                out["relevant"].append([cid])
+                add("query", qid, str(q), [cid])
                 if cid not in seen:
                     seen.add(cid)
-                    out["role"].append("candidate"), out["id"].append(cid), out["text"].append(str(c))
-                    out["relevant"].append([])
+                    add("candidate", cid, str(c), [])
         else:
             require(card, ds, ["role", "id", "text"], where)
             rel = ds["relevant"] if "relevant" in ds.column_names else [None] * len(ds)
@@ -216,8 +224,7 @@ class Retrieval(TaskType):
                                     f"candidate.")
                 if text is None or rid is None:
                     raise DataError(f"Task '{card.name}': {where} row {i} has no id or no text.")
-                out["role"].append(role), out["id"].append(str(rid)), out["text"].append(str(text))
-                out["relevant"].append([str(x) for x in r] if role == "query" else [])
+                add(role, str(rid), str(text), [str(x) for x in r] if role == "query" else [])
         features = datasets.Features({"role": datasets.Value("string"), "id": datasets.Value("string"),
                                       "text": datasets.Value("string"),
                                       "relevant": datasets.Sequence(datasets.Value("string"))})
