@@ -284,7 +284,8 @@ def _load_language(card: TaskCard, lang: str, roles: tuple[str, ...], split_seed
 
 
 def load_task(card: TaskCard, split_seed: int = 1234, assets_dir: str | None = None,
-              max_train_examples: int | None = None, need_test: bool = True) -> TaskData:
+              max_train_examples: int | None = None, need_test: bool = True,
+              max_eval_examples: int | None = None) -> TaskData:
     """Load, normalise and split a task for training on its train language(s) and testing
     on each of its eval languages.
 
@@ -337,6 +338,16 @@ def load_task(card: TaskCard, split_seed: int = 1234, assets_dir: str | None = N
     if max_train_examples and len(train) > max_train_examples:
         idx = np.random.default_rng(split_seed + 2).permutation(len(train))[:max_train_examples]
         train = train.select(np.sort(idx))
+    if max_eval_examples:
+        # The same seeded rows in every language keep parallel test sets parallel.
+        def cap(ds: Any) -> Any:
+            if len(ds) <= max_eval_examples:
+                return ds
+            idx = np.random.default_rng(split_seed + 3).permutation(len(ds))[:max_eval_examples]
+            return ds.select(np.sort(idx))
+
+        validation = cap(validation)
+        test = {lang: cap(ds) for lang, ds in test.items()}
     sizes = {"train": len(train), "validation": len(validation),
              "test": {lang: len(ds) for lang, ds in test.items()}}
     if tt_langs:
