@@ -338,8 +338,9 @@ def load_task(card: TaskCard, split_seed: int = 1234, assets_dir: str | None = N
     if max_train_examples and len(train) > max_train_examples:
         idx = np.random.default_rng(split_seed + 2).permutation(len(train))[:max_train_examples]
         train = train.select(np.sort(idx))
-    if max_eval_examples:
-        # The same seeded rows in every language keep parallel test sets parallel.
+    if max_eval_examples and card.type != "retrieval":
+        # The same seeded rows in every language keep parallel test sets parallel. Retrieval
+        # sets are not cut: their rows are the candidate pool.
         def cap(ds: Any) -> Any:
             if len(ds) <= max_eval_examples:
                 return ds
