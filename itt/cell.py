@@ -65,14 +65,16 @@ def apply_card_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     * ``run.card_overrides: true`` (the xtreme_r experiment sets it): a card's
       ``train_overrides`` (per-task hyper-parameters, e.g. XTREME's lr / epochs /
       max_length per target) replace ``stage2`` keys for the target card and ``stage1``
-      keys for the intermediate card. Change them with ``target.train_overrides.<key>=``.
+      keys for the intermediate card; a model card's ``train_overrides`` apply to both stages.
+      Change them with ``target.train_overrides.<key>=`` (``model.``, ``intermediate.``).
     * ``data.translate_train: true`` switches on the target card's ``translate_train``.
     """
     import copy
 
     cfg = copy.deepcopy(cfg)
     if cfg.get("run", {}).get("card_overrides"):
-        for role, stage in (("target", "stage2"), ("intermediate", "stage1")):
+        for role, stage in (("model", "stage1"), ("model", "stage2"), ("target", "stage2"),
+                            ("intermediate", "stage1")):
             over = (cfg.get(role) or {}).get("train_overrides") or {}
             unknown = sorted(k for k in over if k not in cfg[stage])
             if unknown:
@@ -159,7 +161,8 @@ def _prepare(card: TaskCard, tokenizer: Any, cfg: dict[str, Any], stage: str, ne
     impl = get_task_type(card.type)
     s = cfg[stage]
     data = load_task(card, split_seed=int(cfg["data"]["split_seed"]), assets_dir=cfg["paths"]["assets_dir"],
-                     max_train_examples=s.get("max_train_examples"), need_test=need_test)
+                     max_train_examples=s.get("max_train_examples"), need_test=need_test,
+                     max_eval_examples=s.get("max_eval_examples"))
     cache = cfg["paths"]["cache_dir"] if cfg["data"].get("cache", True) else None
     t0 = time.perf_counter()
 
@@ -263,7 +266,7 @@ def predict(module: Any, split: Any, collator: Any, batch_size: int, device: tor
     from itt.models.module import gather_predictions
 
     module.eval().to(device)
-    loader = make_loader(split, batch_size, collator, train=False)
+    loader = make_loader(split, batch_size, collator, train=False, shard=False)  # all of it, here
     chunks = []
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if "bf16" in str(precision) and \
         device.type == "cuda" else torch.autocast(device.type, enabled=False)
@@ -316,61 +319,127 @@ def majority_baseline(train: Any, tests: dict[str, Any], card: TaskCard) -> dict
 
 
 # --------------------------------------------------------------------------------------
+# Set by rank 0 while it trains a stage-1 key: the other DDP ranks, started by Lightning
+# from inside that training, inherit it and join the training instead of the file lock.
+STAGE1_TRAINING_ENV = "ITT_STAGE1_TRAINING"
+
+
+def _reused(key: str, final: Path) -> dict[str, Any]:
+    from itt import stages
+
+    meta = stages.read_meta(final)
+    return {"key": key, "reused": True, "wall_time_s": 0.0, "trained_wall_time_s": meta.get("wall_time_s"),
+            "epochs": meta.get("epochs"), "val": meta.get("val")}
+
+
+def _wait_published(final: Path, timeout_s: float = 24 * 3600.0) -> None:
+    """A rank other than 0 waits for rank 0 to publish the stage-1 model it trained."""
+    from itt import stages
+
+    parent, start = os.getppid(), time.monotonic()
+    while not stages.stage1_ready(final):
+        if os.getppid() != parent:
+            raise RuntimeError(f"rank 0 exited before publishing {final}")
+        if time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"stage-1 model {final} not published after {timeout_s:.0f}s")
+        time.sleep(0.2)
+
+
 def _stage1(cfg: dict[str, Any], inter: TaskCard, run_dir: Path) -> tuple[Path, dict[str, Any]]:
-    """Return the stage-1 directory for this cell, training it unless the cache has it."""
-    from filelock import FileLock
+    """Return the stage-1 directory for this cell, training it unless the cache has it.
+
+    Workers take a file lock per key, so each key is trained once however many cells and
+    workers need it. Under DDP only rank 0 takes the lock and publishes: the other ranks are
+    started by Lightning once rank 0 begins training (or, when rank 0 reuses the key, later,
+    when it is published), and follow what rank 0 decided.
+    """
+    from filelock import FileLock, Timeout
 
     from itt import stages
-    from itt.models.encoder import load_encoder
 
     cache = Path(cfg["paths"]["cache_dir"])
     key = stages.stage1_key(cfg)
     final = stages.stage1_dir(cache, key)
-    info: dict[str, Any] = {"key": key, "reused": True}
+    if global_rank() != 0:
+        if os.environ.get(STAGE1_TRAINING_ENV) == key:
+            _train_stage1(cfg, inter, run_dir, key, final)
+        _wait_published(final)
+        return final, _reused(key, final)
     if stages.stage1_ready(final):
-        meta = stages.read_meta(final)
-        info.update(wall_time_s=0.0, trained_wall_time_s=meta.get("wall_time_s"), epochs=meta.get("epochs"),
-                    val=meta.get("val"))
         log.info("Stage 1 %s: reusing %s", key, final)
-        return final, info
+        return final, _reused(key, final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(final) + ".lock"):
+    lock = FileLock(str(final) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("Stage 1 %s: another worker is training it; waiting for it", key)
+        lock.acquire()
+    try:
         if stages.stage1_ready(final):
-            meta = stages.read_meta(final)
-            info.update(wall_time_s=0.0, trained_wall_time_s=meta.get("wall_time_s"), epochs=meta.get("epochs"),
-                        val=meta.get("val"))
-            return final, info
-        import pytorch_lightning as pl
-
-        log.info("Stage 1 %s: training %s on %s", key, cfg["model"]["name"], inter.name)
-        t0 = time.perf_counter()
-        encoder, tokenizer, _ = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])
-        _, tok, data_info = _prepare(inter, tokenizer, cfg, "stage1", need_test=False)
-        train, val, _ = _loaders(tok, tokenizer, inter, cfg, "stage1")
-        pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
-        module = _module(encoder, inter, cfg, "stage1")
-        module.val_split = tok["validation"]
-        partial = final.with_name(final.name + ".partial")
-        logger = _logger(cfg, "stage1", run_dir)
+            log.info("Stage 1 %s: reusing %s (trained by another worker)", key, final)
+            return final, _reused(key, final)
+        os.environ[STAGE1_TRAINING_ENV] = key
         try:
-            outcome = stages.fit(module, train, val, stage_cfg=cfg["stage1"], trainer_cfg=cfg["trainer"],
-                                 logger=logger, ckpt_dir=partial / "checkpoints", main_metric=inter.main_metric)
+            return final, _train_stage1(cfg, inter, run_dir, key, final)
         finally:
-            _finish_logger(logger)
-        wall = time.perf_counter() - t0
-        meta = {"key": key, "model": cfg["model"]["name"], "task": inter.summary(), "labels": inter.labels,
-                "seed": cfg["seed"], "stage1": cfg["stage1"], "epochs": outcome.epochs, "steps": outcome.steps,
-                "val": outcome.best_val, "wall_time_s": round(wall, 3), "fit_time_s": round(outcome.wall_time_s, 3),
-                "data": data_info, "created": utc_now()}
-        if global_rank() == 0:
-            tmp = final.with_name(final.name + f".tmp{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            stages.save_stage1(module, tmp, meta)
-            stages.publish(tmp, final)
-            shutil.rmtree(partial, ignore_errors=True)
-        info.update(reused=False, wall_time_s=round(wall, 3), epochs=outcome.epochs, val=outcome.best_val,
-                    data=data_info)
-        return final, info
+            os.environ.pop(STAGE1_TRAINING_ENV, None)
+    finally:
+        lock.release()
+
+
+def _train_stage1(cfg: dict[str, Any], inter: TaskCard, run_dir: Path, key: str, final: Path) -> dict[str, Any]:
+    """Train stage 1 (resuming from ``<key>.partial/checkpoints/last.ckpt`` when an earlier
+    attempt was interrupted); rank 0 publishes the result atomically."""
+    import pytorch_lightning as pl
+
+    from itt import stages
+    from itt.models.encoder import load_encoder
+
+    log.info("Stage 1 %s: training %s on %s", key, cfg["model"]["name"], inter.name)
+    t0 = time.perf_counter()
+    encoder, tokenizer, _ = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])
+    _, tok, data_info = _prepare(inter, tokenizer, cfg, "stage1", need_test=False)
+    train, val, _ = _loaders(tok, tokenizer, inter, cfg, "stage1")
+    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+    module = _module(encoder, inter, cfg, "stage1")
+    module.val_split = tok["validation"]
+    partial = final.with_name(final.name + ".partial")
+    logger = _logger(cfg, "stage1", run_dir)
+    try:
+        outcome = stages.fit(module, train, val, stage_cfg=cfg["stage1"], trainer_cfg=cfg["trainer"],
+                             logger=logger, ckpt_dir=partial / "checkpoints", main_metric=inter.main_metric)
+    finally:
+        _finish_logger(logger)
+    wall = time.perf_counter() - t0
+    meta = {"key": key, "model": cfg["model"]["name"], "task": inter.summary(), "labels": inter.labels,
+            "seed": cfg["seed"], "stage1": cfg["stage1"], "epochs": outcome.epochs, "steps": outcome.steps,
+            "val": outcome.best_val, "wall_time_s": round(wall, 3), "fit_time_s": round(outcome.wall_time_s, 3),
+            "resumed_from": outcome.resumed_from, "data": data_info, "created": utc_now()}
+    if global_rank() == 0:
+        tmp = final.with_name(final.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        stages.save_stage1(module, tmp, meta)
+        stages.publish(tmp, final)
+        shutil.rmtree(partial, ignore_errors=True)
+    return {"key": key, "reused": False, "wall_time_s": round(wall, 3), "epochs": outcome.epochs,
+            "val": outcome.best_val, "resumed_from": outcome.resumed_from, "data": data_info}
+
+
+def _fresh_checkpoints(ckpt_dir: Path, chash: str) -> None:
+    """Drop stage-2 checkpoints that an interrupted run of a different config left behind:
+    a cell resumes only its own training."""
+    marker = ckpt_dir / "config_hash"
+    if ckpt_dir.exists():
+        try:
+            ok = marker.read_text().strip() == chash
+        except OSError:
+            ok = False
+        if not ok:
+            log.info("Removing checkpoints of another config in %s", ckpt_dir)
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(chash + "\n")
 
 
 def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard | None,
@@ -381,6 +450,9 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
     from itt.models.encoder import load_encoder
 
     t_start = time.perf_counter()
+    ckpt_dir = run_dir / "checkpoints"
+    if global_rank() == 0:  # before any training starts the other DDP ranks
+        _fresh_checkpoints(ckpt_dir, chash)
     stage1_path, stage1_info = (None, None)
     if inter is not None:
         stage1_path, stage1_info = _stage1(cfg, inter, run_dir)
@@ -396,7 +468,6 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
     module = _module(encoder, target, cfg, "stage2")
     module.val_split = tok["validation"]
     logger = _logger(cfg, "stage2", run_dir)
-    ckpt_dir = run_dir / "checkpoints"
     summary: dict[str, Any] = {}
     try:
         if module.impl.trainable:
@@ -439,7 +510,7 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
         "baselines": baselines,
         "stage1": stage1_info,
         "stage2": {"wall_time_s": round(t_stage2, 3), "epochs": outcome.epochs, "steps": outcome.steps,
-                   "best_val": outcome.best_val,
+                   "best_val": outcome.best_val, "resumed_from": outcome.resumed_from,
                    "checkpoint": str(ckpt_dir / "best.ckpt") if cfg["run"].get("keep_checkpoints") else None,
                    "data": data_info},
         "wall_time_s": {"stage1": (stage1_info or {}).get("wall_time_s", 0.0), "stage2": round(t_stage2, 3),

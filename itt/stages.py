@@ -14,11 +14,13 @@ import logging
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from pytorch_lightning.callbacks import Callback
 
 from itt.utils import atomic_write_json, stable_hash
 
@@ -36,6 +38,7 @@ class StageOutcome:
     steps: int
     best_val: dict[str, float] = field(default_factory=dict)
     best_checkpoint: str | None = None
+    resumed_from: dict[str, int] | None = None   # {"epoch", "step"} of the checkpoint resumed
 
 
 def stage1_key(cfg: dict[str, Any]) -> str:
@@ -105,20 +108,99 @@ def publish(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
+def _rng_state() -> dict[str, Any]:
+    """Every RNG a training step draws from, in types ``torch.load(weights_only=True)`` reads."""
+    import random
+
+    import numpy as np
+
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": [np_state[0], torch.from_numpy(np_state[1].astype("int64")), int(np_state[2]),
+                       int(np_state[3]), float(np_state[4])]}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype("uint32"), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class TrainingState(Callback):
+    """Keeps the batch sampler on the trainer's epoch, and carries in every checkpoint what
+    a Lightning checkpoint lacks for a resumed stage to continue exactly where the
+    interrupted one stopped.
+
+    Lightning calls ``set_epoch`` on a loader's sampler, never on its batch sampler, so the
+    batch order would otherwise follow how often the loader was iterated in this process
+    and a resumed run would replay epoch 0's order. The checkpoint gets the validation
+    history (the best epoch may predate the interruption), the RNG states (dropout draws)
+    and the position in the epoch; ``load_state_dict`` runs when ``fit`` restores a
+    checkpoint, before the training iterator exists.
+    """
+
+    def __init__(self, module: Any, train_loader: Any) -> None:
+        self.module = module
+        self.sampler = getattr(train_loader, "batch_sampler", None)
+        self.trainer: Any = None
+        self.resumed_from: dict[str, int] | None = None
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self.trainer = trainer
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if self.sampler is not None and hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(int(trainer.current_epoch))
+
+    def state_dict(self) -> dict[str, Any]:
+        trainer = self.trainer
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed if trainer else 0
+        return {"val_history": list(getattr(self.module, "val_history", [])), "rng": _rng_state(),
+                "epoch": int(trainer.current_epoch) if trainer else 0,
+                "step": int(trainer.global_step) if trainer else 0, "batches_done": int(done)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.module.val_history = list(state_dict.get("val_history", []))
+        epoch, done = int(state_dict.get("epoch", 0)), int(state_dict.get("batches_done", 0))
+        if self.sampler is not None and hasattr(self.sampler, "resume"):
+            self.sampler.resume(epoch, done)
+        if state_dict.get("rng"):
+            _set_rng_state(state_dict["rng"])
+        self.resumed_from = {"epoch": epoch, "step": int(state_dict.get("step", 0))}
+
+
 def fit(module: Any, train_loader: Any, val_loader: Any, *, stage_cfg: dict[str, Any],
         trainer_cfg: dict[str, Any], logger: Any, ckpt_dir: Path, main_metric: str,
         resume: bool = True) -> StageOutcome:
     """Train with Lightning, keep the best checkpoint by the validation main metric and
-    load its weights back into ``module``."""
+    load its weights back into ``module``.
+
+    ``last.ckpt`` is written at every validation, improving or not (Lightning's
+    ``save_last`` writes it only when the best one changes, which would send a resumed run
+    back to its best epoch), and a run resumes from it."""
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     monitor = f"val/{main_metric}"
     checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=monitor, mode="max",
-                                 save_top_k=1, save_last=True, save_weights_only=False,
-                                 enable_version_counter=False)
-    callbacks: list[Any] = [checkpoint]
+                                 save_top_k=1, save_weights_only=False, enable_version_counter=False,
+                                 save_on_train_epoch_end=False)
+    latest = ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", monitor=None, save_top_k=1,
+                             save_weights_only=False, enable_version_counter=False, save_on_train_epoch_end=False)
+    training_state = TrainingState(module, train_loader)
+    callbacks: list[Any] = [checkpoint, latest, training_state]   # best first: last.ckpt holds its state
     if stage_cfg.get("early_stopping"):
         callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=int(stage_cfg.get("patience", 3))))
     trainer = pl.Trainer(
@@ -141,8 +223,11 @@ def fit(module: Any, train_loader: Any, val_loader: Any, *, stage_cfg: dict[str,
     if ckpt_path:
         log.info("Resuming from %s", ckpt_path)
     start = time.perf_counter()
-    trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path,
-                weights_only=True if ckpt_path else None)
+    with warnings.catch_warnings():
+        # The batch sampler continues a resumed epoch at the right batch (TrainingState).
+        warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path,
+                    weights_only=True if ckpt_path else None)
     wall = time.perf_counter() - start
     best = checkpoint.best_model_path or None
     best_val: dict[str, float] = {}
@@ -155,4 +240,4 @@ def fit(module: Any, train_loader: Any, val_loader: Any, *, stage_cfg: dict[str,
     if history:
         best_val = max(history, key=lambda h: h[main_metric])
     return StageOutcome(wall_time_s=wall, epochs=int(trainer.current_epoch), steps=int(trainer.global_step),
-                        best_val=best_val, best_checkpoint=best)
+                        best_val=best_val, best_checkpoint=best, resumed_from=training_state.resumed_from)

@@ -32,6 +32,52 @@ def _is_multirun() -> bool:
         return False
 
 
+def spans_processes(trainer_cfg: dict) -> bool:
+    """Whether Lightning runs this trainer config as several processes (DDP and kin)."""
+    strategy = str(trainer_cfg.get("strategy", "auto"))
+    if strategy.startswith(("ddp_spawn", "ddp_fork", "ddp_notebook")):
+        return False
+    devices = trainer_cfg.get("devices", 1)
+    one_device = devices in (1, "1") or (isinstance(devices, (list, tuple)) and len(devices) == 1)
+    return (strategy.startswith(("ddp", "fsdp", "deepspeed")) or not one_device
+            or int(trainer_cfg.get("num_nodes", 1) or 1) > 1)
+
+
+def _run_in_own_process(data: dict, run_dir: str) -> float | None:
+    """Run a multi-process (DDP) cell of a sweep as a plain run of its own.
+
+    Lightning starts the other DDP ranks by re-running the command line of the process and
+    sets their placement in its environment: from inside a sweep that command is the whole
+    sweep, and the environment would leak into the next cell. A cell of its own gives every
+    rank exactly this cell's config and leaves the sweep's process as it was.
+    """
+    import subprocess
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import get_original_cwd
+
+    from itt.cell import config_hash, existing_result
+    from itt.plan import single_cell_command, single_process_env
+
+    chash = config_hash(data)
+    done = existing_result(Path(run_dir), chash) if data["run"].get("skip_existing", True) else None
+    if done is None:
+        hc = HydraConfig.get()
+        dirs = [str(s.path).removeprefix("file://") for s in hc.runtime.config_sources
+                if s.provider == "command-line"]
+        cmd = single_cell_command(list(hc.overrides.task), run_dir, hydra_overrides=list(hc.overrides.hydra),
+                                  config_name=hc.job.config_name, config_dirs=dirs)
+        cmd.append("hydra.output_subdir=null")  # keep the sweep's .hydra/ record of this cell
+        log.info("Multi-process cell: running it in a process of its own: %s", " ".join(cmd[1:]))
+        rc = subprocess.call(cmd, env=single_process_env(), cwd=get_original_cwd())
+        done = existing_result(Path(run_dir), chash)
+        if rc != 0 or done is None:
+            log.error("Cell failed (exit status %d; error.json in %s); the sweep goes on", rc, run_dir)
+            return None
+    return (done.get("metrics") or {}).get("main")
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
@@ -41,6 +87,8 @@ def main(cfg: DictConfig) -> float | None:
 
     run_dir = HydraConfig.get().runtime.output_dir
     data = to_dict(cfg)
+    if _is_multirun() and not data["run"].get("dry_run") and spans_processes(data["trainer"]):
+        return _run_in_own_process(data, run_dir)
     try:
         result = run_cell(data, run_dir)
     except ITTError as exc:

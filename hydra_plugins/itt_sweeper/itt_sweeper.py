@@ -3,25 +3,34 @@ not part of the design, plus a plan of the cells it launches.
 
 The grid is model x intermediate x target x seed, but an intermediate task pairs only with
 the targets of its own NLP task (``field`` in the task cards): a sentiment intermediate
-task is not run before a topic-classification target. ``pairing: all`` keeps the full
-product. Before launching, ``plan.json`` at the sweep root lists every cell (docs/schemas.md)
-so that reports and status commands can name the missing ones.
+task is not run before a topic-classification target, while ``intermediate=none`` (the
+baseline) pairs with every target. ``hydra.sweeper.pairing=all`` keeps the full product.
+
+Before launching, ``plan.json`` at the sweep root lists every cell (docs/schemas.md) so that
+``python -m itt.status`` and the report can name the missing ones. With ``run.dry_run=true``
+the sweeper lists the cells, each with its directory and state, and launches nothing: no
+job config is composed, no model loaded.
+
+(Hydra imports this module with its plugin scanner, which does not register the module
+before running it: no ``from __future__ import annotations`` here, it breaks dataclasses.)
 """
-
-
-import json
 import logging
-import os
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from omegaconf import OmegaConf
+from hydra.core.utils import JobStatus
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
+
+CELL_GROUPS = ("model", "intermediate", "target")
+PAIRINGS = ("same_field", "all")
 
 
 @dataclass
@@ -34,81 +43,190 @@ class ITTSweeperConf:
 
 ConfigStore.instance().store(group="hydra/sweeper", name="itt", node=ITTSweeperConf, provider="itt")
 
-_CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
-
-def _card_field(group: str, name: str) -> Optional[str]:
-    path = _CONF_DIR / "task" / f"{name}.yaml"
-    if not path.exists():
-        return None  # Hydra reports the unknown name (with the known ones) when composing
-    card = OmegaConf.load(path)
-    return None if card.get("type") == "none" else str(card.get("field", ""))
-
-
-def keep_cell(choices: Dict[str, str], pairing: str) -> bool:
-    """Whether a combination of config-group choices belongs to the grid."""
-    if pairing == "all":
-        return True
-    inter, target = choices.get("intermediate"), choices.get("target")
-    if inter in (None, "none") or target is None:
-        return True
-    fi, ft = _card_field("task", inter), _card_field("task", target)
-    return fi is None or ft is None or fi == ft
+def _split(job: Sequence[str]) -> Dict[str, str]:
+    out = {}
+    for item in job:
+        key, _, value = item.partition("=")
+        out[key.lstrip("+~")] = value
+    return out
 
 
 class ITTSweeper(BasicSweeper):
+    """BasicSweeper with ITT pairing, plan.json and a dry run (see the module docstring)."""
+
     def __init__(self, max_batch_size: Optional[int], params: Optional[Dict[str, str]] = None,
                  pairing: str = "same_field") -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
-        if pairing not in ("same_field", "all"):
-            raise ValueError(f"hydra.sweeper.pairing must be same_field or all, not {pairing!r}")
+        if pairing not in PAIRINGS:
+            raise ValueError(f"hydra.sweeper.pairing must be one of {', '.join(PAIRINGS)}, not {pairing!r}")
         self.pairing = pairing
+        self._options: Dict[str, Optional[DictConfig]] = {}
 
+    # ------------------------------------------------------------------ cells
+    def _option(self, group: str, choice: str) -> Optional[DictConfig]:
+        """A config group option (a task or model card) as written, read through Hydra's
+        config search path; None when it does not exist (composition reports that)."""
+        path = f"{group}/{choice}"
+        if path not in self._options:
+            node = None
+            try:
+                loaded = self.hydra_context.config_loader.repository.load_config(config_path=path)  # type: ignore
+                node = loaded.config if loaded is not None else None
+            except Exception as exc:  # noqa: BLE001 - a card Hydra cannot read is Hydra's to report
+                log.debug("Could not read %s: %s", path, exc)
+            self._options[path] = node
+        return self._options[path]
+
+    def _name(self, group: str, choice: str) -> str:
+        node = self._option(group, choice)
+        if node is None:
+            return choice
+        name = OmegaConf.to_container(node, resolve=False).get("name")  # type: ignore[union-attr]
+        return name if isinstance(name, str) and "${" not in name else choice
+
+    def _field(self, group: str, choice: str) -> Optional[str]:
+        node = self._option(group, choice)
+        if node is None or node.get("type") == "none":
+            return None
+        value = node.get("field")
+        return str(value) if value is not None else None
+
+    def keep(self, job: Sequence[str]) -> bool:
+        """Whether a job (its overrides) belongs to the grid under the pairing rule."""
+        if self.pairing == "all":
+            return True
+        choices = self._choices(job)
+        inter, target = choices["intermediate"], choices["target"]
+        if inter == "none":
+            return True
+        fi, ft = self._field("intermediate", inter), self._field("target", target)
+        return fi is None or ft is None or fi == ft
+
+    def _choices(self, job: Sequence[str]) -> Dict[str, str]:
+        assert self.config is not None
+        base = self.config.hydra.runtime.choices
+        ov = _split(job)
+        return {g: ov.get(g, str(base.get(g))) for g in CELL_GROUPS}
+
+    def cell(self, job: Sequence[str]) -> Dict[str, Any]:
+        """The plan entry of a job: its cell names (as result.json will hold them), its
+        directory relative to the sweep root, and its overrides."""
+        assert self.config is not None
+        ov = _split(job)
+        choices = self._choices(job)
+        cell: Dict[str, Any] = {g: ov.get(f"{g}.name", self._name(g, choices[g])) for g in CELL_GROUPS}
+        cell["seed"] = int(ov.get("seed", self.config.get("seed", 0)))
+        subdir = self._subdir(cell, ov.get("experiment_name", str(self.config.get("experiment_name"))))
+        if subdir is not None:
+            cell["dir"] = subdir
+        cell["overrides"] = list(job)
+        return cell
+
+    def _subdir(self, cell: Dict[str, Any], experiment: str) -> Optional[str]:
+        """hydra.sweep.subdir for a cell, resolved from the cell's names alone (None when the
+        pattern needs more than that)."""
+        assert self.config is not None
+        pattern = OmegaConf.to_container(self.config.hydra.sweep, resolve=False).get("subdir")  # type: ignore
+        names = OmegaConf.create({g: {"name": cell[g]} for g in CELL_GROUPS})
+        names.seed = cell["seed"]
+        names.experiment_name = experiment
+        names.pattern = pattern
+        try:
+            return str(names.pattern)
+        except Exception:  # noqa: BLE001 - an interpolation outside the cell's names
+            return None
+
+    def _exact_names(self, jobs: List[List[str]]) -> bool:
+        """Cell names can be read off the overrides unless a job switches to another
+        experiment than the one composed (which changes the defaults the names come from)."""
+        assert self.config is not None
+        base = str(self.config.hydra.runtime.choices.get("experiment"))
+        return all(_split(job).get("experiment", base) == base for job in jobs)
+
+    def _composed_cell(self, job: Sequence[str]) -> Dict[str, Any]:
+        assert self.hydra_context is not None and self.config is not None
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
+        cell: Dict[str, Any] = {g: str(cfg[g].name) for g in CELL_GROUPS}
+        cell["seed"] = int(cfg.seed)
+        try:
+            cell["dir"] = str(cfg.hydra.sweep.subdir)
+        except Exception:  # noqa: BLE001
+            pass
+        cell["overrides"] = list(job)
+        return cell
+
+    # ------------------------------------------------------------------ sweep
     def sweep(self, arguments: List[str]) -> Any:
-        self._pairing_arguments = arguments
-        return super().sweep(arguments)
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        params_conf = self._parse_config()
+        params_conf.extend(arguments)
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides(params_conf)
+        every = BasicSweeper.split_arguments(overrides, None)[0]
+        jobs = [job for job in every if self.keep(job)]
+        if len(jobs) < len(every):
+            log.info("Sweep: %d cells (%d combinations of an intermediate task with a target of another "
+                     "field left out; hydra.sweeper.pairing=all keeps them)", len(jobs), len(every) - len(jobs))
+        if not jobs:
+            raise HydraException("The sweep has no cells left after pairing intermediate tasks with targets.")
+        describe = self.cell if self._exact_names(jobs) else self._composed_cell
+        cells = [describe(job) for job in jobs]
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        experiment = str(self.config.get("experiment_name"))
+        if OmegaConf.select(self.config, "run.dry_run", default=False):
+            self._print_plan(sweep_dir, experiment, cells)
+            return []
 
-    def split_arguments(self, overrides: List[Any], max_batch_size: Optional[int]) -> List[List[List[str]]]:  # type: ignore[override]
-        batches = BasicSweeper.split_arguments(overrides, None)[0]
-        kept = [b for b in batches if keep_cell(self._choices(b), self.pairing)]
-        dropped = len(batches) - len(kept)
-        if dropped:
-            log.info("Sweep: %d cells (%d combinations left out: intermediate and target from different "
-                     "fields; hydra.sweeper.pairing=all keeps them)", len(kept), dropped)
-        self._write_plan(kept)
-        if max_batch_size is None:
-            return [kept]
-        return [kept[i:i + max_batch_size] for i in range(0, len(kept), max_batch_size)]
+        from itt.plan import write_plan
+
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        total, new = write_plan(sweep_dir, experiment, [{k: v for k, v in c.items()} for c in cells],
+                                pairing=self.pairing)
+        log.info("Sweep of %d cells into %s (plan.json: %d cells, %d new)", len(cells), sweep_dir, total, new)
+
+        size = self.max_batch_size or len(jobs)
+        self.overrides = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+        returns: List[Any] = []
+        crashed: List[str] = []
+        start, index = time.perf_counter(), 0
+        while not self.is_done():
+            batch = self.get_job_batch()
+            self.validate_batch_is_legal(batch)
+            results = self.launcher.launch(batch, initial_job_idx=index)
+            for job, r in zip(batch, results):
+                if r.status == JobStatus.FAILED:
+                    # The app turns a failing cell into error.json and a None return; a
+                    # failed job is one that could not even run its cell (e.g. a crash).
+                    crashed.append(" ".join(job))
+                    log.error("Job %s did not complete: %s", " ".join(job), r._return_value)
+            index += len(batch)
+            returns.append(results)
+        self._summary(sweep_dir, time.perf_counter() - start)
+        if crashed:
+            raise HydraException(f"{len(crashed)} job(s) did not complete (see the log above); "
+                                 "rerunning the sweep retries them and skips finished cells")
+        return returns
+
+    def _summary(self, sweep_dir: Path, seconds: float) -> None:
+        from itt.status import sweep_status
+
+        status = sweep_status(sweep_dir)
+        log.info("Sweep finished in %.0fs: %d finished, %d failed, %d missing of %s planned cells "
+                 "(python -m itt.status %s)", seconds, status.count("finished"), status.count("failed"),
+                 status.count("missing"), status.planned, sweep_dir)
 
     @staticmethod
-    def _choices(batch: List[str]) -> Dict[str, str]:
-        out = {}
-        for item in batch:
-            key, _, value = item.partition("=")
-            out[key.lstrip("+~")] = value
-        return out
+    def _print_plan(sweep_dir: Path, experiment: str, cells: List[Dict[str, Any]]) -> None:
+        from itt.plan import format_cell
+        from itt.status import run_dir_state
 
-    def _write_plan(self, batches: List[List[str]]) -> None:
-        cfg = self.config
-        if cfg is None:
-            return
-        base = {"model": cfg.hydra.runtime.choices.get("model"),
-                "intermediate": cfg.hydra.runtime.choices.get("intermediate"),
-                "target": cfg.hydra.runtime.choices.get("target"), "seed": cfg.get("seed", 0)}
-        cells = []
-        for batch in batches:
-            ch = self._choices(batch)
-            cell = dict(base)
-            for k in ("model", "intermediate", "target"):
-                if k in ch:
-                    cell[k] = ch[k]
-            if "seed" in ch:
-                cell["seed"] = int(ch["seed"])
-            cell["overrides"] = list(batch)
-            cells.append(cell)
-        sweep_dir = Path(str(cfg.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        plan = {"experiment": cfg.get("experiment_name"), "pairing": self.pairing, "cells": cells}
-        tmp = sweep_dir / f".plan.json.{os.getpid()}"
-        tmp.write_text(json.dumps(plan, indent=1) + "\n")
-        os.replace(tmp, sweep_dir / "plan.json")
+        counts: Dict[str, int] = {}
+        print(f"[dry-run] {experiment}: {len(cells)} cells in {sweep_dir}")
+        for i, cell in enumerate(cells):
+            state = run_dir_state(sweep_dir / cell["dir"])[0] if cell.get("dir") else "unknown"
+            state = {"missing": "to run"}.get(state, state)
+            counts[state] = counts.get(state, 0) + 1
+            print(f"  #{i:<4} {state:<9} {format_cell(cell)}  -> {cell.get('dir', '?')}")
+        print("[dry-run] " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "; nothing was run")

@@ -37,7 +37,8 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
     """See the module docstring. ``mode``: length_grouped | random | sorted."""
 
     def __init__(self, lengths: Sequence[int], batch_size: int, mode: str = "length_grouped",
-                 mega_batch_factor: int = 50, seed: int = 0, drop_last: bool = False) -> None:
+                 mega_batch_factor: int = 50, seed: int = 0, drop_last: bool = False,
+                 shard: bool = True) -> None:
         if mode not in ("length_grouped", "random", "sorted"):
             raise ValueError(f"data.batching must be length_grouped, random or sorted, not {mode!r}")
         self.lengths = np.asarray(lengths)
@@ -46,19 +47,40 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.mega = max(1, int(mega_batch_factor)) * self.batch_size
         self.seed = seed
         self.drop_last = drop_last
+        self.shard = shard  # split batches across DDP ranks (False: one process scores all)
         self.epoch = 0
         self._explicit_epoch = False
+        self._skip: tuple[int, int] | None = None
+
+    def _world(self) -> tuple[int, int]:
+        return _world() if self.shard else (1, 0)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         self._explicit_epoch = True
+
+    def resume(self, epoch: int, batches_done: int) -> None:
+        """Continue an interrupted run: ``epoch`` is the epoch in progress and the first
+        ``batches_done`` of this rank's batches in it were already trained on.
+
+        Set before the trainer creates its iterator (a DataLoader with workers draws indices
+        at once), so the resumed epoch has the same order as it would have had uninterrupted
+        and skips what was done rather than repeating it."""
+        self.set_epoch(epoch)
+        self._skip = (int(epoch), max(0, int(batches_done)))
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         n = len(self.lengths)
         rng = np.random.default_rng([self.seed, epoch])
         if self.mode == "sorted":
             order = np.argsort(-self.lengths, kind="stable")
-            return [order[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
+            world, rank = self._world()
+            if world > 1:
+                # Evaluation under DDP: every rank scores every world-th item of the sorted
+                # order, so that each rank has a batch (Lightning requires one) whenever
+                # there are as many items as ranks, and the ranks' lengths stay alike.
+                order = order[rank::world]
+            return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         perm = rng.permutation(n)
         if self.mode == "random":
             batches = [perm[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
@@ -78,21 +100,29 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self._batches(self.epoch)
+        current = self.epoch
+        batches = self._batches(current)
         if not self._explicit_epoch:
             self.epoch += 1
-        world, rank = _world()
-        if world > 1:
-            # Training: equal batch counts per rank (DDP steps in lockstep). Evaluation: every
-            # batch is scored once; ranks gather predictions at the end.
-            usable = len(batches) - len(batches) % world if self.mode != "sorted" else len(batches)
+        world, rank = self._world()
+        if world > 1 and self.mode != "sorted":
+            # Training: equal batch counts per rank (DDP steps in lockstep). Evaluation
+            # (sorted) is sharded by item in _batches; ranks gather predictions at the end.
+            usable = len(batches) - len(batches) % world
             batches = batches[rank:usable:world]
+        if self._skip is not None:
+            epoch, done = self._skip
+            self._skip = None
+            if epoch == current:
+                batches = batches[done:]
         for b in batches:
             yield b.tolist()
 
     def __len__(self) -> int:
         n = len(self.lengths)
-        world, _ = _world()
+        world, rank = self._world()
+        if self.mode == "sorted" and world > 1:
+            return -(-len(range(rank, n, world)) // self.batch_size)
         if self.mode == "length_grouped":
             count = sum(-(-min(self.mega, n - s) // self.batch_size) for s in range(0, n, self.mega))
         else:
@@ -100,7 +130,7 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
         if self.drop_last:
             count = n // self.batch_size
         if world > 1:
-            return count // world if self.mode != "sorted" else len(range(_world()[1], count, world))
+            return count // world
         return count
 
 
@@ -145,9 +175,15 @@ class Collator:
 
 def make_loader(split: TokenizedSplit, batch_size: int, collator: Collator, *, train: bool,
                 mode: str = "length_grouped", mega_batch_factor: int = 50, seed: int = 0,
-                num_workers: int = 0, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+                num_workers: int = 0, pin_memory: bool = False, shard: bool = True) -> torch.utils.data.DataLoader:
+    """``shard=False`` for evaluation by one process while a DDP group exists (rank 0's final
+    test-set scoring after training)."""
     sampler = LengthGroupedBatchSampler(split.lengths, batch_size, mode if train else "sorted",
-                                        mega_batch_factor, seed)
+                                        mega_batch_factor, seed, shard=shard)
+    # A loader of its own generator: creating an iterator draws a seed from it, and a draw
+    # from the global RNG would make dropout depend on how often loaders were iterated (a
+    # resumed run creates its iterators at other moments than an uninterrupted one).
+    generator = torch.Generator().manual_seed(int(seed))
     return torch.utils.data.DataLoader(TokenDataset(split), batch_sampler=sampler, collate_fn=collator,
                                        num_workers=num_workers, pin_memory=pin_memory,
-                                       persistent_workers=num_workers > 0)
+                                       persistent_workers=num_workers > 0, generator=generator)
