@@ -426,10 +426,15 @@ def _train_stage1(cfg: dict[str, Any], inter: TaskCard, run_dir: Path, key: str,
             "val": outcome.best_val, "resumed_from": outcome.resumed_from, "data": data_info}
 
 
+def _checkpoints_marker(ckpt_dir: Path) -> Path:
+    return ckpt_dir.with_name(ckpt_dir.name + ".config_hash")
+
+
 def _fresh_checkpoints(ckpt_dir: Path, chash: str) -> None:
     """Drop stage-2 checkpoints that an interrupted run of a different config left behind:
-    a cell resumes only its own training."""
-    marker = ckpt_dir / "config_hash"
+    a cell resumes only its own training. (The config hash is kept beside the directory:
+    Lightning warns about a non-empty checkpoint directory.)"""
+    marker = _checkpoints_marker(ckpt_dir)
     if ckpt_dir.exists():
         try:
             ok = marker.read_text().strip() == chash
@@ -438,7 +443,7 @@ def _fresh_checkpoints(ckpt_dir: Path, chash: str) -> None:
         if not ok:
             log.info("Removing checkpoints of another config in %s", ckpt_dir)
             shutil.rmtree(ckpt_dir, ignore_errors=True)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(chash + "\n")
 
 
@@ -528,6 +533,7 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
         os.replace(run_dir / ERROR, run_dir / "error.resolved.json")
     if not cfg["run"].get("keep_checkpoints"):
         shutil.rmtree(ckpt_dir, ignore_errors=True)
+        _checkpoints_marker(ckpt_dir).unlink(missing_ok=True)
     log.info("%s: %s = %.4f (majority %s)", target.name, target.main_metric, metrics["main"],
              (baselines.get("majority") or {}).get("main"))
     return result
