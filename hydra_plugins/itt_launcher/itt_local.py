@@ -160,6 +160,15 @@ def _worker(slot: int, payload: bytes, jobs: Any, results: Any, log_path: str) -
                          time.perf_counter() - start))
 
 
+def _labels(job_overrides: Sequence[Sequence[str]]) -> List[str]:
+    """Per job, the overrides that tell it apart from the others (all of them for one job)."""
+    jobs = [filter_overrides(list(o)) for o in job_overrides]
+    if len(jobs) < 2:
+        return [" ".join(j) for j in jobs]
+    common = set(jobs[0]).intersection(*map(set, jobs[1:]))
+    return [" ".join(o for o in j if o not in common) or " ".join(j) for j in jobs]
+
+
 class ITTLocalLauncher(Launcher):
     def __init__(self, workers: int = 1, gpus: Optional[Any] = None, gpus_per_worker: int = 1,
                  cpu_threads: Optional[int] = None, log_dir: Optional[str] = None) -> None:
@@ -241,6 +250,7 @@ class ITTLocalLauncher(Launcher):
         log.info("Launching %d cells on %d worker(s) (%s); worker logs in %s", n, workers,
                  ", ".join(f"worker{i}: GPU {','.join(d)}" if d else f"worker{i}: CPU"
                            for i, d in enumerate(devices)), log_dir)
+        label = _labels(job_overrides)
         payload = cloudpickle.dumps({"singletons": Singleton.get_state(), "hydra_context": self.hydra_context,
                                      "config": self.config, "task": _task_reference(self.task_function)})
         ctx = multiprocessing.get_context("spawn")
@@ -259,8 +269,7 @@ class ITTLocalLauncher(Launcher):
                         i = pending.popleft()
                         busy[slot] = (i, time.perf_counter())
                         queues[slot].put((initial_job_idx + i, list(job_overrides[i])))
-                        log.info("#%d start  (worker%d) %s", initial_job_idx + i, slot,
-                                 " ".join(filter_overrides(job_overrides[i])))
+                        log.info("#%d start  (worker%d) %s", initial_job_idx + i, slot, label[i])
                 try:
                     _, slot, idx, ok, value, wd, task_name, seconds = results_q.get(timeout=1.0)
                 except Exception:  # queue.Empty: check on the workers
@@ -273,8 +282,8 @@ class ITTLocalLauncher(Launcher):
                 returns[i] = JobReturn(overrides=list(job_overrides[i]), working_dir=wd, task_name=task_name,
                                        status=status, _return_value=value if ok else RuntimeError(value))
                 state = "done  " if ok else "FAILED"
-                log.info("#%d %s (worker%d, %.0fs) %s%s", idx, state, slot, seconds,
-                         " ".join(filter_overrides(job_overrides[i])), "" if ok else f": {value}")
+                log.info("#%d %s (worker%d, %.0fs) %s%s", idx, state, slot, seconds, label[i],
+                         "" if ok else f": {value}")
         finally:
             for slot, q in queues.items():
                 try:

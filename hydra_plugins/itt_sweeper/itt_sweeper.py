@@ -216,6 +216,11 @@ class ITTSweeper(BasicSweeper):
         log.info("Sweep finished in %.0fs: %d finished, %d failed, %d missing of %s planned cells "
                  "(python -m itt.status %s)", seconds, status.count("finished"), status.count("failed"),
                  status.count("missing"), status.planned, sweep_dir)
+        assert self.config is not None
+        logger = self.config.get("logger") or {}
+        if logger.get("type") == "wandb" and str(logger.get("mode")) == "offline" and \
+                next(sweep_dir.glob("**/wandb/offline-run-*"), None) is not None:
+            log.info("W&B runs are offline; upload them with: wandb sync %s/*/*/*/wandb/offline-run-*", sweep_dir)
 
     @staticmethod
     def _print_plan(sweep_dir: Path, experiment: str, cells: List[Dict[str, Any]]) -> None:
