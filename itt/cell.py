@@ -123,12 +123,17 @@ def run_cell(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
     On failure error.json is written in ``run_dir`` and the exception is re-raised.
     """
     run_dir = Path(run_dir)
-    cfg = apply_card_settings(cfg)
-    target = card_from_config(cfg["target"], "target")
-    inter = card_from_config(cfg["intermediate"], "intermediate")
-    _check_stage(cfg, "stage2")
-    if inter is not None:
-        _check_stage(cfg, "stage1")
+    try:
+        cfg = apply_card_settings(cfg)
+        target = card_from_config(cfg["target"], "target")
+        inter = card_from_config(cfg["intermediate"], "intermediate")
+        _check_stage(cfg, "stage2")
+        if inter is not None:
+            _check_stage(cfg, "stage1")
+    except ITTError as exc:  # a cell of a sweep with a bad card or setting shows as failed
+        if not cfg.get("run", {}).get("dry_run") and global_rank() == 0:
+            _write_error(run_dir, cfg, exc, None)
+        raise
     chash = config_hash(cfg)
     if cfg["run"].get("dry_run"):
         line = " ".join(f"{k}={v}" for k, v in cell_id(cfg).items())
@@ -144,13 +149,17 @@ def run_cell(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
         result = _run(cfg, run_dir, target, inter, chash)
     except BaseException as exc:
         if global_rank() == 0 and not isinstance(exc, KeyboardInterrupt):
-            atomic_write_json(run_dir / ERROR, {
-                "schema": "itt.error/1", "status": "failed", "experiment": cfg["experiment_name"],
-                "cell": cell_id(cfg), "exception": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc(), "config": redact(cfg), "config_hash": chash,
-                "failed_at": utc_now()})
+            _write_error(run_dir, cfg, exc, chash)
         raise
     return result
+
+
+def _write_error(run_dir: Path, cfg: dict[str, Any], exc: BaseException, chash: str | None) -> None:
+    atomic_write_json(run_dir / ERROR, {
+        "schema": "itt.error/1", "status": "failed", "experiment": cfg["experiment_name"],
+        "cell": cell_id(cfg), "exception": f"{type(exc).__name__}: {exc}",
+        "traceback": traceback.format_exc(), "config": redact(cfg), "config_hash": chash,
+        "failed_at": utc_now()})
 
 
 # --------------------------------------------------------------------------------------
@@ -408,7 +417,8 @@ def _train_stage1(cfg: dict[str, Any], inter: TaskCard, run_dir: Path, key: str,
     logger = _logger(cfg, "stage1", run_dir)
     try:
         outcome = stages.fit(module, train, val, stage_cfg=cfg["stage1"], trainer_cfg=cfg["trainer"],
-                             logger=logger, ckpt_dir=partial / "checkpoints", main_metric=inter.main_metric)
+                             logger=logger, ckpt_dir=partial / "checkpoints", main_metric=inter.main_metric,
+                             checkpoint_minutes=float(cfg["run"].get("checkpoint_minutes", 0)))
     finally:
         _finish_logger(logger)
     wall = time.perf_counter() - t0
@@ -477,7 +487,8 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
     try:
         if module.impl.trainable:
             outcome = stages.fit(module, train, val, stage_cfg=cfg["stage2"], trainer_cfg=cfg["trainer"],
-                                 logger=logger, ckpt_dir=ckpt_dir, main_metric=target.main_metric)
+                                 logger=logger, ckpt_dir=ckpt_dir, main_metric=target.main_metric,
+                                 checkpoint_minutes=float(cfg["run"].get("checkpoint_minutes", 0)))
         else:  # scored straight from the encoder's representations
             outcome = stages.StageOutcome(wall_time_s=0.0, epochs=0, steps=0)
         t_stage2 = time.perf_counter() - t0
@@ -516,7 +527,7 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
         "stage1": stage1_info,
         "stage2": {"wall_time_s": round(t_stage2, 3), "epochs": outcome.epochs, "steps": outcome.steps,
                    "best_val": outcome.best_val, "resumed_from": outcome.resumed_from,
-                   "checkpoint": str(ckpt_dir / "best.ckpt") if cfg["run"].get("keep_checkpoints") else None,
+                   "checkpoint": outcome.best_checkpoint if cfg["run"].get("keep_checkpoints") else None,
                    "data": data_info},
         "wall_time_s": {"stage1": (stage1_info or {}).get("wall_time_s", 0.0), "stage2": round(t_stage2, 3),
                         "eval": round(t_eval, 3), "total": round(time.perf_counter() - t_start, 3)},
