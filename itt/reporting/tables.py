@@ -330,8 +330,8 @@ def xtreme_table(df: pd.DataFrame) -> pd.DataFrame:
     """XTREME-R leaderboard form for cells whose target.benchmark is xtreme-r / xtreme.
 
     Rows (model, intermediate); columns: each task's main metric averaged over seeds, then
-    ``<category> avg`` per task category, ``overall`` (the mean of the category averages,
-    as the leaderboard computes its score, over the categories present) and ``n_tasks``.
+    ``<category> avg`` per task category, ``overall`` (the mean over tasks, as the official
+    scorer's ``all_task`` and ``python -m itt.metrics.xtreme_r`` compute it) and ``n_tasks``.
     """
     frame = df[is_xtreme(df)] if len(df) else df
     if frame.empty:
@@ -352,7 +352,7 @@ def xtreme_table(df: pd.DataFrame) -> pd.DataFrame:
             col = f"{group} avg"
             out[col] = scores[members].mean(axis=1, skipna=True)
             group_cols.append(col)
-    out["overall"] = out[group_cols].mean(axis=1, skipna=True)
+    out["overall"] = out[[t for t in tasks if t in out.columns]].mean(axis=1, skipna=True)
     out["n_tasks"] = scores.notna().sum(axis=1).astype(int)
     out.index = out.index.set_names(["experiment/model" if multi else "model", "intermediate"])
     # The no-ITT row first within each model.
