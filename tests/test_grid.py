@@ -175,3 +175,18 @@ def test_multi_process_trainers_are_recognised(devices, strategy, expected):
     from itt.train import spans_processes
 
     assert spans_processes({"devices": devices, "strategy": strategy, "num_nodes": 1}) is expected
+
+
+def test_failing_cells_write_error_json_and_the_sweep_goes_on(tmp_path):
+    env = dict(os.environ, ITT_OUTPUT_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "itt.train", "-m", "experiment=smoke", "logger=none",
+                           "model=tiny_bert", "intermediate=none", "target=smoke_products,smoke_xling", "seed=0",
+                           "stage2.lr=-1"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    sweep = tmp_path / "multirun" / "smoke"
+    for target in ("smoke_products", "smoke_xling"):
+        error = json.loads((sweep / "tiny_bert" / f"none__{target}" / "seed0" / "error.json").read_text())
+        assert error["exception"].startswith("ConfigError: stage2.lr must be positive")
+        assert error["cell"]["target"] == target
+    status = sweep_status(sweep)
+    assert status.planned == 2 and status.count("failed") == 2

@@ -44,3 +44,43 @@ def test_submitit_local_sweep_with_wandb(tmp_path, output_root):
                     f"stage:{run['job_type']}"} <= set(run["tags"])
         stage2 = next(r for r in runs if r["job_type"] == "stage2")
         assert stage2["summary"]["test/accuracy"] == result["metrics"]["main"]
+
+
+def test_slurm_config_makes_a_requeueable_array_job_with_one_gpu_per_cell(tmp_path, monkeypatch):
+    """conf/hydra/launcher/slurm.yaml through hydra-submitit-launcher's parameter mapping to
+    the sbatch script submitit would submit (a stand-in `srun` on PATH; nothing is submitted)."""
+    import submitit
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from omegaconf import OmegaConf
+
+    from itt.config import CONF_DIR
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", ["experiment=paper", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                                 f"hydra.sweep.dir={tmp_path / 'sweep'}"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    launcher = instantiate(cfg.hydra.launcher)
+    params = dict(launcher.params)
+    # As SlurmLauncher.launch builds its executor:
+    executor = submitit.AutoExecutor(folder=params.pop("submitit_folder"), cluster="slurm",
+                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    assert executor._executor.max_num_timeout == 20
+    text = executor._executor._make_submission_file_text("python -m submitit.core._submit x", "uid")
+    sbatch = {line.split()[1].split("=")[0]: line.split()[1] for line in text.splitlines()
+              if line.startswith("#SBATCH")}
+    assert sbatch["--gpus-per-node"] == "--gpus-per-node=1" and sbatch["--ntasks-per-node"].endswith("=1")
+    assert sbatch["--partition"].endswith("=gpu") and sbatch["--job-name"] == "--job-name=itt-paper"
+    assert sbatch["--time"] == "--time=1440" and sbatch["--signal"] == "--signal=USR2@300"
+    assert "--requeue" in sbatch

@@ -18,7 +18,9 @@ registering it, which breaks dataclasses with string annotations.)
 """
 import logging
 import os
+import queue
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -32,7 +34,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +132,14 @@ def _worker(slot: int, payload: bytes, jobs: Any, results: Any, log_path: str) -
     setup_globals()
     hydra_context, config = state["hydra_context"], state["config"]
     task_function = _load_task(state["task"])
+    parent = os.getppid()
     while True:
-        item = jobs.get()
+        try:
+            item = jobs.get(timeout=5.0)
+        except queue.Empty:
+            if os.getppid() != parent:  # the launcher is gone: nobody will send more cells
+                return
+            continue
         if item is None:
             return
         idx, overrides = item
@@ -260,6 +268,13 @@ class ITTLocalLauncher(Launcher):
         queues: Dict[int, Any] = {}
         busy: Dict[int, Tuple[int, float]] = {}
         returns: Dict[int, JobReturn] = {}
+        def _terminated(signum: int, frame: Any) -> None:
+            raise SystemExit(128 + signum)
+
+        try:  # stop the workers too when terminated (possible from the main thread only)
+            previous: Any = signal.signal(signal.SIGTERM, _terminated)
+        except ValueError:
+            previous = None
         try:
             for slot in range(workers):
                 procs[slot], queues[slot] = self._start(ctx, slot, devices[slot], workers, payload, results_q, log_dir)
@@ -272,7 +287,7 @@ class ITTLocalLauncher(Launcher):
                         log.info("#%d start  (worker%d) %s", initial_job_idx + i, slot, label[i])
                 try:
                     _, slot, idx, ok, value, wd, task_name, seconds = results_q.get(timeout=1.0)
-                except Exception:  # queue.Empty: check on the workers
+                except queue.Empty:  # check on the workers
                     self._check_workers(ctx, procs, queues, busy, pending, returns, job_overrides, initial_job_idx,
                                         devices, workers, payload, results_q, log_dir)
                     continue
@@ -285,12 +300,15 @@ class ITTLocalLauncher(Launcher):
                 log.info("#%d %s (worker%d, %.0fs) %s%s", idx, state, slot, seconds, label[i],
                          "" if ok else f": {value}")
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
             for slot, q in queues.items():
                 try:
                     q.put(None)
                 except Exception:  # noqa: BLE001
                     pass
-            deadline = time.monotonic() + 30
+            # Idle workers exit at once; after an interruption busy ones are stopped.
+            deadline = time.monotonic() + (30 if len(returns) == n else 0)
             for proc in procs.values():
                 proc.join(timeout=max(0.1, deadline - time.monotonic()))
                 if proc.is_alive():
