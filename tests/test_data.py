@@ -104,3 +104,28 @@ def test_tokenization_is_cached_and_truncation_counted(make_cfg, tmp_path):
     assert np.array_equal(first.ids, again.ids) and again.truncated == first.truncated
     longer = tokenize_split(data.train, tok, 64, tmp_path, ["text"], "t")
     assert longer.truncated == 0 and len(list((tmp_path / "tokenized").glob("*.npz"))) == 2
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "parquet", "json"])
+def test_local_files_in_every_format(make_cfg, tmp_path, fmt):
+    import pandas as pd
+
+    frame = pd.DataFrame({"sentence": [f"text number {i}" for i in range(40)],
+                          "polarity": ["pos" if i % 2 else "neg" for i in range(40)]})
+    path = tmp_path / f"data.{fmt}"
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    elif fmt == "tsv":
+        frame.to_csv(path, index=False, sep="\t")
+    elif fmt == "parquet":
+        frame.to_parquet(path)
+    else:
+        frame.to_json(path, orient="records", lines=True)
+    cfg = make_cfg()
+    cfg["target"]["source"] = {"kind": "local", "data_files": {"all": str(path)}}
+    cfg["target"]["columns"] = {"text": ["sentence"], "label": "polarity"}
+    cfg["target"]["label_map"] = {"neg": "negative", "pos": "positive"}
+    data = load_task(card_from_config(cfg["target"], "target"))
+    assert len(data.train) + len(data.validation) + len(data.test["en"]) == 40
+    assert set(data.train["label"]) == {0, 1}
+    assert data.train.column_names == ["text", "label"]
