@@ -15,13 +15,17 @@ log = logging.getLogger(__name__)
 
 def resolve_model_path(model_cfg: dict[str, Any], cache_dir: str | Path) -> tuple[str, bool]:
     """Return (name or path to load from, is_local)."""
+    if model_cfg.get("pretrain"):  # a tiny encoder pretrained on a local corpus on first use
+        from itt.pretraining.build import build_pretrained
+
+        return str(build_pretrained(model_cfg, cache_dir)), True
     if model_cfg.get("tiny"):
         from itt.models.tiny import build_tiny
 
         return str(build_tiny(model_cfg, cache_dir)), True
     name = model_cfg.get("pretrained")
     if not name:
-        raise ConfigError(f"Model card '{model_cfg.get('name')}' sets neither 'pretrained' nor 'tiny'.")
+        raise ConfigError(f"Model card '{model_cfg.get('name')}' sets none of 'pretrained', 'tiny', 'pretrain'.")
     name = str(name)
     looks_local = name.startswith(("/", "./", "../", "~")) or os.path.sep in name and os.path.exists(name)
     if os.path.isdir(os.path.expanduser(name)):
