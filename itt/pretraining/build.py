@@ -15,6 +15,8 @@ written to a temporary directory and renamed into place.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +96,6 @@ def shared_tokenizer(spec: dict[str, Any], corpora: dict[str, Corpus], cache_dir
     with FileLock(str(out) + ".lock"):
         if (out / "tokenizer.json").exists():
             return out
-        import os
-        import shutil
-
         docs: list[str] = []
         sample = {}
         for name in tok["corpora"]:

@@ -223,7 +223,8 @@ def pretrain(model_cfg: Mapping[str, Any], corpus: Corpus | str | Sequence[str],
 
     ``model_cfg``: ``architecture`` (bert | roberta | xlm-roberta) and the sizes
     ``hidden_size``, ``num_layers``, ``num_heads``, ``intermediate_size``,
-    ``max_position_embeddings`` (the keys of a tiny model card). ``corpus``: ``"code"``,
+    ``max_position_embeddings`` (the keys of a tiny model card), or a whole model card whose
+    ``pretrain.model`` (or ``tiny``) block holds them. ``corpus``: ``"code"``,
     ``"text"``, a :class:`Corpus`, or a list of documents. ``tokenizer``: a fast tokenizer or
     its directory; ``None`` trains one on ``tokenizer_chars`` characters of ``corpus``.
 
@@ -236,6 +237,11 @@ def pretrain(model_cfg: Mapping[str, Any], corpus: Corpus | str | Sequence[str],
 
     from itt.models.tiny import _model_config
 
+    for block in ("pretrain", "tiny"):   # a whole model card: its sizes
+        if isinstance(model_cfg.get(block), Mapping):
+            sizes_block = model_cfg[block].get("model", model_cfg[block])
+            model_cfg = {"architecture": model_cfg.get("architecture", "roberta"), **sizes_block}
+            break
     arch = str(model_cfg.get("architecture", "roberta"))
     if arch not in MLM_ARCHITECTURES:
         raise ConfigError(f"Masked-LM pretraining supports {', '.join(MLM_ARCHITECTURES)}, not '{arch}'.")
