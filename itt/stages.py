@@ -165,7 +165,9 @@ class TrainingState(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         trainer = self.trainer
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed if trainer else 0
+        # processed, not completed: a save from on_train_batch_end comes before the batch counts
+        # as completed, though its optimiser step is in the checkpoint.
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer else 0
         return {"val_history": list(getattr(self.module, "val_history", [])), "rng": _rng_state(),
                 "epoch": int(trainer.current_epoch) if trainer else 0,
                 "step": int(trainer.global_step) if trainer else 0, "batches_done": int(done)}

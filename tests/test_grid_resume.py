@@ -45,19 +45,27 @@ def record_steps(monkeypatch):
     return steps
 
 
-@pytest.mark.parametrize("where", ["epoch_end", "mid_epoch"])
-def test_interrupted_stage_resumes_exactly(make_cfg, tmp_path, monkeypatch, record_steps, where):
-    overrides = ["intermediate=none", "stage2.max_train_examples=96", "stage2.batch_size=16", "stage2.epochs=3",
-                 "stage2.lr=3e-3"]
-    if where == "mid_epoch":
-        overrides.append("stage2.val_check_interval=0.5")  # 6 batches an epoch: checkpoints after 3 and 6
-    cfg = make_cfg(*overrides)
-    reference = run_cell(cfg, tmp_path / "reference")
-    ref_steps = dict(record_steps)
-    assert len(ref_steps) == 3 * 6
+# Where the interrupted run stops, where its last checkpoint was written, and so where the
+# resumed run starts: (epoch, batch) of 6 batches an epoch.
+CASES = {
+    "epoch_end": ([], (2, 0), (2, 0)),                                          # checkpoint at validation
+    "mid_epoch": (["stage2.val_check_interval=0.5"], (1, 4), (1, 3)),           # validation after batch 2
+    "time_based": (["run.checkpoint_minutes=0.00001"], (1, 4), (1, 4)),         # after every batch
+}
+_REFERENCES: dict[tuple, tuple[dict, dict]] = {}
 
-    # Interrupt epoch 1 after its first checkpoint: at its end, or at batch 4 (checkpoint after batch 2).
-    stop_at = (2, 0) if where == "epoch_end" else (1, 4)
+
+@pytest.mark.parametrize("where", list(CASES))
+def test_interrupted_stage_resumes_exactly(make_cfg, tmp_path, monkeypatch, record_steps, where):
+    extra, stop_at, first = CASES[where]
+    base = ["intermediate=none", "stage2.max_train_examples=96", "stage2.batch_size=16", "stage2.epochs=3",
+            "stage2.lr=3e-3"]
+    semantic = tuple(o for o in extra if not o.startswith("run."))  # run.* does not change training
+    if semantic not in _REFERENCES:
+        _REFERENCES[semantic] = (run_cell(make_cfg(*base, *semantic), tmp_path / "reference"), dict(record_steps))
+    reference, ref_steps = _REFERENCES[semantic]
+    assert len(ref_steps) == 3 * 6
+    cfg = make_cfg(*base, *extra)
     armed = [True]
 
     def on_train_batch_start(self, batch, batch_idx):
@@ -73,7 +81,6 @@ def test_interrupted_stage_resumes_exactly(make_cfg, tmp_path, monkeypatch, reco
     record_steps.clear()
     resumed = run_cell(cfg, run_dir)
 
-    first = (2, 0) if where == "epoch_end" else (1, 3)
     assert min(record_steps) == first, "training continues after the checkpoint, not from the start"
     assert record_steps == {k: v for k, v in ref_steps.items() if k >= first}, \
         "same batches, same losses as the uninterrupted run"
