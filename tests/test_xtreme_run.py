@@ -265,7 +265,7 @@ def test_xnli_translate_train_exports_official_layout(make_cfg, tmp_path):
                                "data_files": {"train": str(d / "xnli-en-train.jsonl")}},
                  translate_train={"enabled": False, "source": {
                      "kind": "local", "format": "json", "data_files": {"train": str(d / "xnli-{lang}-train.jsonl")}}})
-    result, run_dir = _run(make_cfg, tmp_path, card, "+data.translate_train=true")
+    result, run_dir = _run(make_cfg, tmp_path, card, "data.translate_train=true")
     sizes = result["stage2"]["data"]["sizes"]
     assert sizes["translate_train"] == ["de"] and sizes["train"] + sizes["validation"] == 48
     _assert_same(result, _score(run_dir, "xnli", ["en", "de"]), ["accuracy"])
@@ -291,7 +291,7 @@ def test_train_overrides_apply_only_when_asked(make_cfg):
 
 
 def test_translate_train_where_no_translation_exists_is_an_error(make_cfg):
-    cfg = make_cfg("intermediate=none", "target=xcopa", "+data.translate_train=true")
+    cfg = make_cfg("intermediate=none", "target=xcopa", "data.translate_train=true")
     with pytest.raises(ConfigError, match="xcopa.*no translated training data"):
         apply_card_settings(cfg)
 
