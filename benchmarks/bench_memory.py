@@ -209,9 +209,15 @@ def memory(settings: Settings, wl: Any = None) -> Section:
             largest = f"{got['largest_batch']} (bisected on {got['total_bytes'] / GIB:.0f} GiB)"
         else:
             slope, intercept = _fit_line(got["points"])
-            # The whole probe process must fit in what was available before it started.
-            largest = f"~{int((avail - intercept) / slope):,} (line through {len(got['points'])} points, " \
-                      f"{slope / 2 ** 20:.1f} MiB per example)" if slope > 0 else "n/a"
+            span = got["points"][-1][0] - got["points"][0][0]
+            if slope * span < 16 * 2 ** 20:
+                # The peak hardly moved: activations are below the allocator's granularity here.
+                largest = (f"not measurable: the peak grew by {slope * span / 2 ** 20:.1f} MiB from batch "
+                           f"{got['points'][0][0]} to {got['points'][-1][0]}")
+            else:
+                # The whole probe process must fit in what was available before it started.
+                largest = (f"~{int((avail - intercept) / slope):,} (line through {len(got['points'])} points, "
+                           f"{slope / 2 ** 20:.1f} MiB per example)")
         if not got.get("peak_reset"):
             largest += " (peak could not be reset: upper bound)"
         rows.append([model, f"{got['params'] / 1e6:.1f} M", f"{got['loaded_bytes'] / GIB:.2f} GiB",
