@@ -178,6 +178,9 @@ def _labels(job_overrides: Sequence[Sequence[str]]) -> List[str]:
 
 
 class ITTLocalLauncher(Launcher):
+    """Hydra launcher: the jobs of a batch on ``workers`` spawned worker processes (see the
+    module docstring); returns one JobReturn per job, in the jobs' order."""
+
     def __init__(self, workers: int = 1, gpus: Optional[Any] = None, gpus_per_worker: int = 1,
                  cpu_threads: Optional[int] = None, log_dir: Optional[str] = None) -> None:
         if int(workers) < 1:
