@@ -279,8 +279,23 @@ def _accuracy_vs_random(settings: Settings, wl: Workload, sec: Section, plan: di
         [m, _mean_sd(acc[m]), ", ".join(f"{a:.3f}" for a in acc[m]), f"{statistics.median(_tps(res[m])):,.0f}"]
         for m in res])
     diff = float(np.mean(acc["length_grouped"]) - np.mean(acc["random"]))
-    sec.add(f"Difference (grouped − random): {diff:+.3f}; speed-up of grouping here: {speed.fmt(2)}.", "")
+    mix = {m: labels_per_batch(acc_wl, m) for m in res}
+    sec.add(f"Difference (grouped − random): {diff:+.3f}; speed-up of grouping here: {speed.fmt(2)}. Distinct labels "
+            f"per training batch over an epoch (of {acc_wl.card.num_labels}): "
+            + ", ".join(f"{m} {v:.2f}" for m, v in mix.items()) + ".", "")
+    sec.data.update(labels_per_batch=mix)
     sec.data.update(acc_grouped=acc["length_grouped"], acc_random=acc["random"], acc_diff=diff)
+
+
+def labels_per_batch(wl: Workload, mode: str, seed: int = 0) -> float:
+    """Mean number of distinct labels in a training batch of ``mode`` over one epoch."""
+    from itt.data.batching import LengthGroupedBatchSampler
+
+    split = wl.tok["train"]
+    labels = np.asarray(split.labels)
+    sampler = LengthGroupedBatchSampler(split.lengths, wl.sizes.batch_size, mode,
+                                        int(wl.cfg["data"]["mega_batch_factor"]), seed)
+    return float(np.mean([len(np.unique(labels[b])) for b in sampler]))
 
 
 def _mean_sd(values: list[float]) -> str:

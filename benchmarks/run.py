@@ -71,9 +71,10 @@ def sweep(settings: Settings, wl: Any = None) -> Section:
               [[r["mode"], r["cells"], r["wall_s"], r["cells_per_min"], r["speedup_vs_basic"]] for r in rows])
     sec.data.update(rows=rows)
     parallel = next((r for r in rows if r["mode"] == f"itt_local x{workers}"), rows[-1])
-    sec.add(f"Each worker of the local launcher is a fresh process that imports the libraries first (section 5c); "
-            f"{cells} cells of seconds each cannot pay that back, many or longer cells can "
-            f"(`python benchmarks/bench_sweep.py` runs 8 cells of 12 epochs).", "")
+    sec.add(f"With {cells} cells of a few seconds each, every mode's wall time is mostly process start-up (each "
+            f"local-launcher worker is a fresh process importing the libraries, section 5c) and the machine's "
+            f"load; `python benchmarks/bench_sweep.py --repeat 3` (8 cells of 12 epochs) measures the regime the "
+            f"launcher is for.", "")
     sec.goals.append(Goal(f"sweep on {workers} workers / sequential (cells per minute, K={cells})",
                           parallel["speedup_vs_basic"], None))
     return sec
@@ -147,10 +148,10 @@ def _limits(sections: list[Section]) -> list[str]:
     if hf is not None and hf.data.get("acc_diff") is not None and hf.data["acc_diff"] < -0.02:
         out.append(f"- Accuracy (item 2): length grouping changed held-out accuracy by {hf.data['acc_diff']:+.3f} "
                    f"against random order on this workload. Its label, a text's domain, goes with its length "
-                   f"(Usenet posts are long, tweets short), so a length-grouped batch holds few domains and each "
-                   f"step's gradient leans towards them; shuffling the batches evens this out only over many "
-                   f"steps. Where length predicts the label, `data.batching=random` (or more epochs) is the safe "
-                   f"choice; the speed-up of grouping is the price.")
+                   f"(Usenet posts are long, tweets short), so a length-grouped batch holds fewer domains (labels per "
+                   f"batch in section 2) and each step's gradient leans towards them; shuffling the order of the "
+                   f"batches does not change what is in them. Where length predicts the label, "
+                   f"`data.batching=random` is the safe choice, at the cost of grouping's speed-up.")
     bt = by.get("batching")
     if bt is not None and bt.data.get("efficiency"):
         eff = bt.data["efficiency"]
