@@ -548,8 +548,3 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
     log.info("%s: %s = %.4f (majority %s)", target.name, target.main_metric, metrics["main"],
              (baselines.get("majority") or {}).get("main"))
     return result
-
-
-def raise_for_user(exc: BaseException) -> bool:
-    """True when ``exc`` is an input/environment error to report without a traceback."""
-    return isinstance(exc, ITTError)
