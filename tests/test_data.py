@@ -106,6 +106,55 @@ def test_tokenization_is_cached_and_truncation_counted(make_cfg, tmp_path):
     assert longer.truncated == 0 and len(list((tmp_path / "tokenized").glob("*.npz"))) == 2
 
 
+def test_content_fingerprint_follows_values_not_storage():
+    """The cache key hashes Arrow buffers: the same rows reached through an index mapping, a
+    slice or a fresh table hash alike; one changed character, a reorder or a null does not."""
+    import datasets
+
+    from itt.data.tokenize import content_fingerprint
+
+    rows = {"text": [f"row {i} " + "x" * (i % 7) for i in range(50)], "label": [i % 3 for i in range(50)]}
+    base = datasets.Dataset.from_dict(rows)
+    fp = content_fingerprint(base, ["text", "label"])
+    # the same values through an index mapping, and from a slice's buffers
+    picked = datasets.Dataset.from_dict({"text": rows["text"] + ["extra"], "label": rows["label"] + [0]}).select(range(50))
+    bigger = datasets.Dataset.from_dict({"text": ["pad"] * 5 + rows["text"], "label": [9] * 5 + rows["label"]})
+    assert content_fingerprint(picked, ["text", "label"]) == fp
+    assert content_fingerprint(bigger.select(range(5, 55)), ["text", "label"]) == fp
+    assert content_fingerprint(datasets.Dataset.from_dict({k: v[5:] for k, v in rows.items()}),
+                               ["text", "label"]) == content_fingerprint(base.select(range(5, 50)), ["text", "label"])
+    changed = dict(rows, text=rows["text"][:10] + ["row 10 y"] + rows["text"][11:])
+    assert content_fingerprint(datasets.Dataset.from_dict(changed), ["text", "label"]) != fp
+    assert content_fingerprint(base.select(list(range(49, -1, -1))), ["text", "label"]) != fp
+    relabeled = dict(rows, label=[(i + 1) % 3 for i in range(50)])
+    assert content_fingerprint(datasets.Dataset.from_dict(relabeled), ["text", "label"]) != fp
+    with_null = dict(rows, text=[None] + rows["text"][1:])
+    empty_first = dict(rows, text=[""] + rows["text"][1:])
+    assert (content_fingerprint(datasets.Dataset.from_dict(with_null), ["text"])
+            != content_fingerprint(datasets.Dataset.from_dict(empty_first), ["text"]))
+    # boundaries between values count: "ab","c" is not "a","bc"
+    assert (content_fingerprint(datasets.Dataset.from_dict({"text": ["ab", "c"]}), ["text"])
+            != content_fingerprint(datasets.Dataset.from_dict({"text": ["a", "bc"]}), ["text"]))
+    # list columns (tagging, QA) take the value-by-value path
+    toks = datasets.Dataset.from_dict({"tokens": [["a", "b"], ["c"]]})
+    assert content_fingerprint(toks, ["tokens"]) != content_fingerprint(
+        datasets.Dataset.from_dict({"tokens": [["a"], ["b", "c"]]}), ["tokens"])
+
+
+def test_tokenizer_fingerprint_is_kept_and_follows_added_tokens(make_cfg):
+    from itt.data.tokenize import tokenizer_fingerprint
+    from itt.models.encoder import load_encoder
+
+    cfg = make_cfg()
+    _, tok, _ = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])
+    first = tokenizer_fingerprint(tok)
+    assert tokenizer_fingerprint(tok) == first and tok._itt_fingerprint[1] == first
+    tok.add_tokens(["zzqqxx_new_token"])
+    assert tokenizer_fingerprint(tok) != first
+    tok.padding_side = "left" if tok.padding_side == "right" else "right"
+    assert tokenizer_fingerprint(tok) not in (first,)
+
+
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "parquet", "json"])
 def test_local_files_in_every_format(make_cfg, tmp_path, fmt):
     import pandas as pd

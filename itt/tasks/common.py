@@ -58,14 +58,11 @@ def tokenizer_key(tokenizer: Any) -> str:
 
 
 def rows_fingerprint(ds: Any, columns: list[str]) -> str:
-    """Hash of the given columns of a normalised dataset (lists are hashed by their repr)."""
-    h = hashlib.sha256()
-    for col in columns:
-        h.update(col.encode())
-        for v in ds[col]:
-            h.update(repr(v).encode("utf-8"))
-            h.update(b"\x00")
-    return h.hexdigest()[:16]
+    """Hash of the given columns of a normalised dataset (from Arrow buffers where it can;
+    list columns value by value)."""
+    from itt.data.tokenize import content_fingerprint
+
+    return content_fingerprint(ds, columns)
 
 
 def cached_arrays(cache_dir: str | Path | None, key_parts: list[Any], name: str,
