@@ -27,6 +27,9 @@ class TaskType:
     trainable = True
     #: The validation/test metric the checkpoint is selected by is ``card.main_metric``.
 
+    #: Built by the default :meth:`collator` on the tokenizer's pad id and padding side.
+    collator_class: Any = None
+
     def normalise(self, card: Any, ds: Any, where: str) -> Any:
         raise NotImplementedError
 
@@ -35,7 +38,9 @@ class TaskType:
         raise NotImplementedError
 
     def collator(self, tokenizer: Any, card: Any):
-        raise NotImplementedError
+        if self.collator_class is None:
+            raise NotImplementedError
+        return self.collator_class(tokenizer.pad_token_id, tokenizer.padding_side)
 
     def head(self, hidden: int, card: Any, dropout: float) -> nn.Module:
         raise NotImplementedError
@@ -65,7 +70,7 @@ class TaskType:
         """Write one language's predictions. A card with ``xtreme_task`` gets the official
         layout (``out_dir/<task>/test-<lang>.<ext>``, gold labels next to it under
         ``<out_dir>/../labels``), so that ``python -m itt.metrics.xtreme_r`` scores a run."""
-        from itt.tasks.common import labels_dir, xtreme_task
+        from itt.tasks.common import labels_dir, write_local, xtreme_task
 
         task = xtreme_task(card)
         if task is not None:
@@ -74,8 +79,7 @@ class TaskType:
             write_predictions(out_dir, task, lang, preds)
             self.export_labels(split, card, lang, labels_dir(out_dir))
             return
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / f"test-{lang}.tsv").write_text("".join(f"{p}\n" for p in preds), encoding="utf-8")
+        write_local(out_dir, lang, "tsv", "".join(f"{p}\n" for p in preds))
 
     def export_labels(self, split: Any, card: Any, lang: str, out_dir: Path) -> None:
         """Write the gold labels of one language in the XTREME layout (cards with

@@ -28,8 +28,8 @@ from torch import nn
 from itt.errors import DataError
 from itt.models.heads import SequenceHead, pool
 from itt.tasks.base import TaskType
-from itt.tasks.common import (cached_arrays, column, pack, pad_2d, require, rows_fingerprint,
-                              tokenizer_key, unpack)
+from itt.tasks.common import (PadCollator, column, encode_cached, encode_truncating, ragged_arrays, require, unpack,
+                              xtreme_task)
 
 #: Score given to padding choices: low enough to never win, safe in half precision.
 MASKED_SCORE = -1.0e4
@@ -66,16 +66,11 @@ class ChoiceSplit:
         return seqs, types, int(self.labels[i])
 
 
-class ChoiceCollator:
+class ChoiceCollator(PadCollator):
     """Pads the pairs of a batch of items into ``[B * C, L]``; see the module docstring."""
 
-    def __init__(self, pad_id: int, padding_side: str = "right") -> None:
-        self.pad_id = pad_id
-        self.left = padding_side == "left"
-
     def __call__(self, pairs: list[tuple[int, Any]]) -> dict[str, Any]:
-        index = torch.tensor([i for i, _ in pairs], dtype=torch.long)
-        items = [item for _, item in pairs]
+        index, items = self.unzip(pairs)
         width_c = max(len(seqs) for seqs, _, _ in items)
         flat: list[np.ndarray] = []
         flat_types: list[np.ndarray] = []
@@ -87,12 +82,11 @@ class ChoiceCollator:
                 flat.append(seqs[k])
                 if types is not None:
                     flat_types.append(types[k])
-        input_ids, mask = pad_2d(flat, self.pad_id, self.left)
+        input_ids, mask = self.pad(flat)
         batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask, "index": index,
                                  "labels": torch.tensor([y for _, _, y in items], dtype=torch.long),
                                  "choice_mask": choice_mask, "num_choices": width_c}
-        if flat_types:
-            batch["token_type_ids"], _ = pad_2d(flat_types, 0, self.left, input_ids.size(1))
+        self.add_types(batch, flat_types, input_ids.size(1))
         return batch
 
 
@@ -125,6 +119,7 @@ def _label_index(card: Any, value: Any, n_choices: int, row: int, where: str) ->
 
 class MultipleChoice(TaskType):
     name = "multiple_choice"
+    collator_class = ChoiceCollator
 
     # ---------------------------------------------------------------- data
     def normalise(self, card: Any, ds: Any, where: str) -> Any:
@@ -172,38 +167,19 @@ class MultipleChoice(TaskType):
             contexts, all_choices = list(ds["context"]), list(ds["choices"])
             firsts = [c for c, ch in zip(contexts, all_choices) for _ in ch]
             seconds = [x for ch in all_choices for x in ch]
-            full = tokenizer(firsts, seconds, add_special_tokens=True, truncation=False) if firsts else \
-                {"input_ids": []}
-            ids = list(full["input_ids"])
-            types = full.get("token_type_ids")
-            types = list(types) if types is not None else None
-            long = [j for j, x in enumerate(ids) if len(x) > max_length]
-            if long:
-                short = tokenizer([firsts[j] for j in long], [seconds[j] for j in long],
-                                  truncation="longest_first", max_length=max_length)
-                for k, j in enumerate(long):
-                    ids[j] = short["input_ids"][k]
-                    if types is not None:
-                        types[j] = short["token_type_ids"][k]
+            ids, types, long = encode_truncating(tokenizer, firsts, seconds, max_length)
             per_row = [len(ch) for ch in all_choices]
             row_offsets = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64)
             long_set = set(long)
             truncated = sum(1 for a, b in zip(row_offsets[:-1], row_offsets[1:])
                             if any(j in long_set for j in range(a, b)))
-            flat, offsets = pack(ids, np.int32)
-            arrays = {"ids": flat, "seq_offsets": offsets, "row_offsets": row_offsets,
-                      "labels": np.asarray(ds["label"], dtype=np.int64), "truncated": np.array([truncated])}
-            if types is not None and any(any(t) for t in types):
-                arrays["types"] = pack(types, np.int8)[0]
+            arrays = ragged_arrays(ids, types, truncated, offsets_key="seq_offsets")
+            arrays.update(row_offsets=row_offsets, labels=np.asarray(ds["label"], dtype=np.int64))
             return arrays
 
-        a = cached_arrays(cache_dir, ["mc", tokenizer_key(tokenizer), max_length,
-                                      rows_fingerprint(ds, ["context", "choices", "label"])], name, build)
+        a = encode_cached("mc", ds, ["context", "choices", "label"], tokenizer, max_length, cache_dir, name, build)
         return ChoiceSplit(ids=a["ids"], seq_offsets=a["seq_offsets"], types=a.get("types"),
                            row_offsets=a["row_offsets"], labels=a["labels"], truncated=int(a["truncated"][0]))
-
-    def collator(self, tokenizer: Any, card: Any) -> ChoiceCollator:
-        return ChoiceCollator(tokenizer.pad_token_id, tokenizer.padding_side)
 
     # ---------------------------------------------------------------- model
     def head(self, hidden: int, card: Any, dropout: float) -> nn.Module:
@@ -239,7 +215,6 @@ class MultipleChoice(TaskType):
 
     def export_labels(self, split: Any, card: Any, lang: str, out_dir: Path) -> None:
         from itt.metrics.xtreme_r import write_labels
-        from itt.tasks.common import xtreme_task
 
         task = xtreme_task(card)
         if task is not None:

@@ -38,7 +38,8 @@ from torch import nn
 from itt.data.batching import Collator
 from itt.errors import ConfigError, DataError
 from itt.tasks.base import TaskType
-from itt.tasks.common import cached_arrays, column, pack, require, rows_fingerprint, tokenizer_key, xtreme_task
+from itt.tasks.common import (RaggedSplit, column, encode_cached, encode_truncating, quiet_transformers,
+                              ragged_arrays, require, write_local, write_xtreme, xtreme_task)
 
 log = logging.getLogger(__name__)
 
@@ -123,32 +124,20 @@ def retrieval_metrics(r: Rankings, metrics: Sequence[str], threshold: float | No
 # --------------------------------------------------------------------------------------
 
 @dataclass
-class TextSplit:
+class TextSplit(RaggedSplit):
     """Token ids of every query and candidate text (items), with the retrieval structure."""
 
-    ids: np.ndarray
-    offsets: np.ndarray
-    types: np.ndarray | None
     is_query: np.ndarray                 # bool per row
     row_ids: list[str] = field(default_factory=list)
     relevant: list[list[str]] = field(default_factory=list)   # per query row, in row order
-    truncated: int = 0
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
 
     @property
     def n_examples(self) -> int:
         """The number of queries (what a retrieval score averages over)."""
         return int(self.is_query.sum())
 
-    def item(self, i: int) -> tuple[np.ndarray, np.ndarray | None, int]:
-        a, b = self.offsets[i], self.offsets[i + 1]
-        return self.ids[a:b], (self.types[a:b] if self.types is not None else None), 0
+    def target(self, i: int) -> int:
+        return 0
 
 
 class RetrievalHead(nn.Module):
@@ -180,6 +169,7 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class Retrieval(TaskType):
     name = "retrieval"
     trainable = False
+    collator_class = Collator
     #: ITTModule passes these to the encoder and hands the whole output to :meth:`logits`.
     encoder_kwargs = {"output_hidden_states": True}
     wants_encoder_output = True
@@ -235,33 +225,15 @@ class Retrieval(TaskType):
         texts = list(ds["text"])
 
         def build() -> dict[str, np.ndarray]:
-            import transformers
+            with quiet_transformers():
+                ids, types, long = encode_truncating(tokenizer, texts, None, max_length)
+            return ragged_arrays(ids, types, len(long))
 
-            verbosity = transformers.logging.get_verbosity()
-            transformers.logging.set_verbosity_error()
-            try:
-                full = tokenizer(texts, truncation=False)["input_ids"] if texts else []
-                long = [i for i, x in enumerate(full) if len(x) > max_length]
-                enc = tokenizer(texts, truncation=True, max_length=max_length) if texts else {"input_ids": []}
-            finally:
-                transformers.logging.set_verbosity(verbosity)
-            ids, offsets = pack(enc["input_ids"], np.int32)
-            arrays = {"ids": ids, "offsets": offsets, "truncated": np.array([len(long)])}
-            types = enc.get("token_type_ids")
-            if types is not None and any(any(t) for t in types):
-                arrays["types"] = pack(types, np.int8)[0]
-            return arrays
-
-        a = cached_arrays(cache_dir, ["retrieval", tokenizer_key(tokenizer), max_length,
-                                      rows_fingerprint(ds, ["text"])], name, build)
+        a = encode_cached("retrieval", ds, ["text"], tokenizer, max_length, cache_dir, name, build)
         roles = list(ds["role"])
         is_query = np.array([r == "query" for r in roles], dtype=bool)
         relevant = [list(r) for r, q in zip(ds["relevant"], is_query) if q]
-        return TextSplit(ids=a["ids"], offsets=a["offsets"], types=a.get("types"), is_query=is_query,
-                         row_ids=list(ds["id"]), relevant=relevant, truncated=int(a["truncated"][0]))
-
-    def collator(self, tokenizer: Any, card: Any) -> Collator:
-        return Collator(tokenizer.pad_token_id, tokenizer.padding_side)
+        return TextSplit(**TextSplit.ragged(a), is_query=is_query, row_ids=list(ds["id"]), relevant=relevant)
 
     # ---------------------------------------------------------------- model
     def head(self, hidden: int, card: Any, dropout: float) -> nn.Module:
@@ -312,25 +284,18 @@ class Retrieval(TaskType):
     def export(self, preds: list[Any], split: Any, card: Any, lang: str, out_dir: Path) -> None:
         import json
 
-        from itt.metrics.xtreme_r import write_labels, write_predictions
         from itt.metrics.xtreme_tasks import FORMAT_INDEX_LINES, FORMAT_PAIR_LINES, TASKS
-        from itt.tasks.common import labels_dir
 
         r = self.rankings(preds, split)
         task = xtreme_task(card)
         if task is None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / f"test-{lang}.json").write_text(
-                json.dumps(dict(zip(r.query_ids, r.ranked)), ensure_ascii=False) + "\n", encoding="utf-8")
+            write_local(out_dir, lang, "json", json.dumps(dict(zip(r.query_ids, r.ranked)), ensure_ascii=False) + "\n")
             return
         fmt = TASKS[task].prediction_format
         if fmt == FORMAT_INDEX_LINES:
-            write_predictions(out_dir, task, lang, [ids[0] for ids in r.ranked])
-            write_labels(labels_dir(out_dir), task, lang, [rel[0] for rel in r.relevant])
+            write_xtreme(out_dir, task, lang, [ids[0] for ids in r.ranked], [rel[0] for rel in r.relevant])
         elif fmt == FORMAT_PAIR_LINES:
-            write_predictions(out_dir, task, lang, mined_pairs(r, self.threshold(card)))
-            write_labels(labels_dir(out_dir), task, lang, [(q, c) for q, rel in zip(r.query_ids, r.relevant)
-                                                           for c in rel])
+            write_xtreme(out_dir, task, lang, mined_pairs(r, self.threshold(card)),
+                         [(q, c) for q, rel in zip(r.query_ids, r.relevant) for c in rel])
         else:
-            write_predictions(out_dir, task, lang, dict(zip(r.query_ids, r.ranked)))
-            write_labels(labels_dir(out_dir), task, lang, dict(zip(r.query_ids, r.relevant)))
+            write_xtreme(out_dir, task, lang, dict(zip(r.query_ids, r.ranked)), dict(zip(r.query_ids, r.relevant)))

@@ -33,8 +33,8 @@ from torch import nn
 
 from itt.errors import ConfigError, DataError
 from itt.tasks.base import TaskType
-from itt.tasks.common import (cached_arrays, card_int, column, pack, pad_2d, require, rows_fingerprint,
-                              special_template, tokenizer_key, xtreme_task)
+from itt.tasks.common import (PadCollator, RaggedSplit, card_int, column, encode_cached, quiet_transformers,
+                              ragged_arrays, require, special_template, write_local, write_xtreme, xtreme_task)
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +133,9 @@ def char_to_tokens(offsets: np.ndarray, start: int, end: int) -> tuple[int, int]
 # --------------------------------------------------------------------------------------
 
 @dataclass
-class QASplit:
+class QASplit(RaggedSplit):
     """Features (the items) of a QA split and the examples they came from."""
 
-    ids: np.ndarray                 # int32 token ids, flat
-    offsets: np.ndarray             # int64 per feature
-    types: np.ndarray | None
     char_spans: np.ndarray          # int32 [n_tokens, 2]: context character span, -1 outside the context
     max_context: np.ndarray         # int8 [n_tokens]
     start_positions: np.ndarray     # int64 per feature (training target)
@@ -148,50 +145,37 @@ class QASplit:
     contexts: list[str] = field(default_factory=list)
     answers: list[list[str]] = field(default_factory=list)
     lang: str = "en"
-    truncated: int = 0
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
 
     @property
     def n_examples(self) -> int:
         return len(self.example_ids)
 
-    def item(self, i: int) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
-        a, b = self.offsets[i], self.offsets[i + 1]
-        return (self.ids[a:b], self.types[a:b] if self.types is not None else None,
-                (int(self.start_positions[i]), int(self.end_positions[i])))
+    def target(self, i: int) -> tuple[int, int]:
+        return int(self.start_positions[i]), int(self.end_positions[i])
 
     def feature_spans(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        a, b = self.offsets[i], self.offsets[i + 1]
-        return self.char_spans[a:b], self.max_context[a:b].astype(bool)
+        s = self.span(i)
+        return self.char_spans[s], self.max_context[s].astype(bool)
 
 
-class QACollator:
+class QACollator(PadCollator):
     """Pads features; start/end targets move with left padding. ``n_best`` rides along so
     that predict_batch knows how many candidates to keep."""
 
     def __init__(self, pad_id: int, padding_side: str = "right", n_best: int = 20) -> None:
-        self.pad_id = pad_id
-        self.left = padding_side == "left"
+        super().__init__(pad_id, padding_side)
         self.n_best = n_best
 
     def __call__(self, pairs: list[tuple[int, Any]]) -> dict[str, Any]:
-        index = torch.tensor([i for i, _ in pairs], dtype=torch.long)
-        items = [item for _, item in pairs]
-        input_ids, mask = pad_2d([ids for ids, _, _ in items], self.pad_id, self.left)
+        index, items = self.unzip(pairs)
+        input_ids, mask = self.pad([ids for ids, _, _ in items])
         width = input_ids.size(1)
         shift = [width - len(ids) if self.left else 0 for ids, _, _ in items]
         batch: dict[str, Any] = {
             "input_ids": input_ids, "attention_mask": mask, "index": index, "n_best": self.n_best,
             "start_positions": torch.tensor([s + d for (_, _, (s, _)), d in zip(items, shift)], dtype=torch.long),
             "end_positions": torch.tensor([e + d for (_, _, (_, e)), d in zip(items, shift)], dtype=torch.long)}
-        if items[0][1] is not None:
-            batch["token_type_ids"], _ = pad_2d([t for _, t, _ in items], 0, self.left, width)
+        self.add_types(batch, [t for _, t, _ in items], width)
         return batch
 
 
@@ -276,33 +260,23 @@ class SpanQA(TaskType):
         def build() -> dict[str, np.ndarray]:
             return self._features(ds, contexts, tokenizer, max_length, p, name)
 
-        a = cached_arrays(cache_dir, ["qa", tokenizer_key(tokenizer), max_length, p["doc_stride"],
-                                      p["max_query_length"],
-                                      rows_fingerprint(ds, ["id", "question", "context", "answer_texts",
-                                                            "answer_starts"])], name, build)
+        a = encode_cached("qa", ds, ["id", "question", "context", "answer_texts", "answer_starts"], tokenizer,
+                          max_length, cache_dir, name, build, settings=[p["doc_stride"], p["max_query_length"]])
         lang = name.rsplit("/test-", 1)[1] if "/test-" in name else card.train_languages[0]
-        return QASplit(ids=a["ids"], offsets=a["offsets"], types=a.get("types"), char_spans=a["char_spans"],
-                       max_context=a["max_context"], start_positions=a["start_positions"],
-                       end_positions=a["end_positions"], example_index=a["example_index"],
-                       example_ids=list(ds["id"]), contexts=contexts,
-                       answers=[list(x) for x in ds["answer_texts"]], lang=lang,
-                       truncated=int(a["truncated"][0]))
+        return QASplit(**QASplit.ragged(a), char_spans=a["char_spans"], max_context=a["max_context"],
+                       start_positions=a["start_positions"], end_positions=a["end_positions"],
+                       example_index=a["example_index"], example_ids=list(ds["id"]), contexts=contexts,
+                       answers=[list(x) for x in ds["answer_texts"]], lang=lang)
 
     @staticmethod
     def _features(ds: Any, contexts: list[str], tokenizer: Any, max_length: int, p: dict[str, int],
                   name: str) -> dict[str, np.ndarray]:
-        import transformers
-
         template = special_template(tokenizer, pair=True)
         cls_id = getattr(tokenizer, "cls_token_id", None)
-        verbosity = transformers.logging.get_verbosity()
-        transformers.logging.set_verbosity_error()
-        try:
+        with quiet_transformers():
             q_ids = tokenizer(list(ds["question"]), add_special_tokens=False)["input_ids"] if len(ds) else []
             c_enc = tokenizer(contexts, add_special_tokens=False, return_offsets_mapping=True) if len(ds) else \
                 {"input_ids": [], "offset_mapping": []}
-        finally:
-            transformers.logging.set_verbosity(verbosity)
         all_texts, all_starts = list(ds["answer_texts"]), list(ds["answer_starts"])
         feats: dict[str, list] = {k: [] for k in ("ids", "types", "spans", "maxc", "start", "end", "example")}
         truncated_q = multi = unplaceable = 0
@@ -354,18 +328,14 @@ class SpanQA(TaskType):
                         name, unplaceable)
         log.info("%s: %d examples -> %d features (%d in several windows; max_length=%d, doc_stride=%d)",
                  name, len(ds), len(feats["ids"]), multi, max_length, p["doc_stride"])
-        ids, offsets = pack(feats["ids"], np.int32)
-        n_tok = int(offsets[-1])
-        arrays = {"ids": ids, "offsets": offsets,
-                  "char_spans": np.concatenate(feats["spans"]) if feats["spans"] else np.zeros((0, 2), np.int32),
-                  "max_context": np.concatenate(feats["maxc"]) if feats["maxc"] else np.zeros(0, np.int8),
-                  "start_positions": np.asarray(feats["start"], dtype=np.int64),
-                  "end_positions": np.asarray(feats["end"], dtype=np.int64),
-                  "example_index": np.asarray(feats["example"], dtype=np.int64),
-                  "truncated": np.array([truncated_q])}
-        assert len(arrays["char_spans"]) == n_tok
-        if template.with_types and feats["types"] and any(any(t) for t in feats["types"]):
-            arrays["types"] = pack(feats["types"], np.int8)[0]
+        arrays = ragged_arrays(feats["ids"], feats["types"], truncated_q)
+        arrays.update({
+            "char_spans": np.concatenate(feats["spans"]) if feats["spans"] else np.zeros((0, 2), np.int32),
+            "max_context": np.concatenate(feats["maxc"]) if feats["maxc"] else np.zeros(0, np.int8),
+            "start_positions": np.asarray(feats["start"], dtype=np.int64),
+            "end_positions": np.asarray(feats["end"], dtype=np.int64),
+            "example_index": np.asarray(feats["example"], dtype=np.int64)})
+        assert len(arrays["char_spans"]) == int(arrays["offsets"][-1])
         return arrays
 
     def collator(self, tokenizer: Any, card: Any) -> QACollator:
@@ -434,18 +404,12 @@ class SpanQA(TaskType):
     def export(self, preds: list[Any], split: Any, card: Any, lang: str, out_dir: Path) -> None:
         import json
 
-        from itt.metrics.xtreme_r import write_labels, write_predictions
-        from itt.tasks.common import labels_dir
-
         predicted = self.answers(preds, split, card)
         task = xtreme_task(card)
         if task is None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / f"test-{lang}.json").write_text(json.dumps(predicted, ensure_ascii=False, indent=1) + "\n",
-                                                        encoding="utf-8")
+            write_local(out_dir, lang, "json", json.dumps(predicted, ensure_ascii=False, indent=1) + "\n")
             return
-        write_predictions(out_dir, task, lang, predicted)
-        write_labels(labels_dir(out_dir), task, lang, dict(zip(split.example_ids, split.answers)))
+        write_xtreme(out_dir, task, lang, predicted, dict(zip(split.example_ids, split.answers)))
 
 
 __all__ = ["SpanQA", "QASplit", "FeatureCandidates", "best_span", "decode_answer", "top_candidates",

@@ -26,7 +26,8 @@ from torch import nn
 
 from itt.errors import DataError
 from itt.tasks.base import TaskType
-from itt.tasks.common import cached_arrays, column, pack, pad_2d, require, rows_fingerprint, tokenizer_key
+from itt.tasks.common import (PadCollator, RaggedSplit, column, encode_cached, pack, quiet_transformers,
+                              ragged_arrays, require, write_local, write_xtreme, xtreme_task)
 
 log = logging.getLogger(__name__)
 
@@ -34,33 +35,22 @@ IGNORE = -100
 
 
 @dataclass
-class TaggedSplit:
-    """Sub-word ids with per-position labels, and the word alignment to read them back."""
+class TaggedSplit(RaggedSplit):
+    """Sub-word ids (one sentence an item) with per-position labels, and the word alignment
+    to read them back."""
 
-    ids: np.ndarray            # int32 token ids, flat
-    offsets: np.ndarray        # int64, per sentence
-    types: np.ndarray | None
     label_ids: np.ndarray      # int64, flat like ids: tag index on first sub-tokens, -100 elsewhere
     words: np.ndarray          # int64, flat: word index of each first sub-token, in order
     word_offsets: np.ndarray   # int64, per sentence
     tags: np.ndarray           # int64, flat: gold tag of every word
     tag_offsets: np.ndarray    # int64, per sentence (= number of words)
-    truncated: int = 0
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
 
     @property
     def n_words(self) -> np.ndarray:
         return np.diff(self.tag_offsets)
 
-    def item(self, i: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        a, b = self.offsets[i], self.offsets[i + 1]
-        return self.ids[a:b], (self.types[a:b] if self.types is not None else None), self.label_ids[a:b]
+    def target(self, i: int) -> np.ndarray:
+        return self.label_ids[self.span(i)]
 
     def gold(self, i: int) -> np.ndarray:
         return self.tags[self.tag_offsets[i]:self.tag_offsets[i + 1]]
@@ -69,22 +59,16 @@ class TaggedSplit:
         return self.words[self.word_offsets[i]:self.word_offsets[i + 1]]
 
 
-class TagCollator:
+class TagCollator(PadCollator):
     """Pads ids, types and per-position labels (with -100) on the tokenizer's side."""
 
-    def __init__(self, pad_id: int, padding_side: str = "right") -> None:
-        self.pad_id = pad_id
-        self.left = padding_side == "left"
-
     def __call__(self, pairs: list[tuple[int, Any]]) -> dict[str, Any]:
-        index = torch.tensor([i for i, _ in pairs], dtype=torch.long)
-        items = [item for _, item in pairs]
-        input_ids, mask = pad_2d([ids for ids, _, _ in items], self.pad_id, self.left)
+        index, items = self.unzip(pairs)
+        input_ids, mask = self.pad([ids for ids, _, _ in items])
         width = input_ids.size(1)
-        labels, _ = pad_2d([lab for _, _, lab in items], IGNORE, self.left, width)
+        labels, _ = self.pad([lab for _, _, lab in items], IGNORE, width)
         batch = {"input_ids": input_ids, "attention_mask": mask, "labels": labels, "index": index}
-        if items[0][1] is not None:
-            batch["token_type_ids"], _ = pad_2d([t for _, t, _ in items], 0, self.left, width)
+        self.add_types(batch, [t for _, t, _ in items], width)
         return batch
 
 
@@ -142,6 +126,7 @@ def words_from_predictions(pred: list[int], word_index: np.ndarray, n_words: int
 
 class TokenTagging(TaskType):
     name = "token_tagging"
+    collator_class = TagCollator
 
     # ---------------------------------------------------------------- data
     def normalise(self, card: Any, ds: Any, where: str) -> Any:
@@ -192,15 +177,11 @@ class TokenTagging(TaskType):
     def encode(self, ds: Any, tokenizer: Any, card: Any, max_length: int, cache_dir: str | Path | None,
                name: str) -> TaggedSplit:
         def build() -> dict[str, np.ndarray]:
-            import transformers
-
             all_ids, all_types, all_labels, all_words = [], [], [], []
             truncated = 0
             empty_words = 0
             tokens, tags = list(ds["tokens"]), list(ds["tags"])
-            verbosity = transformers.logging.get_verbosity()
-            transformers.logging.set_verbosity_error()
-            try:
+            with quiet_transformers():
                 for start in range(0, len(tokens), 1024):
                     chunk = tokens[start:start + 1024]
                     enc = tokenizer(chunk, is_split_into_words=True, truncation=True, max_length=max_length)
@@ -215,30 +196,20 @@ class TokenTagging(TaskType):
                         if last < len(words) - 1:
                             truncated += 1
                         empty_words += (last + 1) - len(widx)
-            finally:
-                transformers.logging.set_verbosity(verbosity)
             if truncated:
                 log.warning("%s: %d of %d sentences lose words to max_length=%d (predicted as the "
                             "default tag)", name, truncated, len(tokens), max_length)
             if empty_words:
                 log.info("%s: %d words have no sub-token (predicted as the default tag)", name, empty_words)
-            ids, offsets = pack(all_ids, np.int32)
-            arrays = {"ids": ids, "offsets": offsets, "label_ids": pack(all_labels, np.int64)[0],
-                      "truncated": np.array([truncated])}
+            arrays = ragged_arrays(all_ids, all_types, truncated)
+            arrays["label_ids"] = pack(all_labels, np.int64)[0]
             arrays["words"], arrays["word_offsets"] = pack(all_words, np.int64)
             arrays["tags"], arrays["tag_offsets"] = pack(tags, np.int64)
-            if all_types and all_types[0] is not None and any(any(t) for t in all_types):
-                arrays["types"] = pack(all_types, np.int8)[0]
             return arrays
 
-        a = cached_arrays(cache_dir, ["tagging", tokenizer_key(tokenizer), max_length,
-                                      rows_fingerprint(ds, ["tokens", "tags"])], name, build)
-        return TaggedSplit(ids=a["ids"], offsets=a["offsets"], types=a.get("types"), label_ids=a["label_ids"],
-                           words=a["words"], word_offsets=a["word_offsets"], tags=a["tags"],
-                           tag_offsets=a["tag_offsets"], truncated=int(a["truncated"][0]))
-
-    def collator(self, tokenizer: Any, card: Any) -> TagCollator:
-        return TagCollator(tokenizer.pad_token_id, tokenizer.padding_side)
+        a = encode_cached("tagging", ds, ["tokens", "tags"], tokenizer, max_length, cache_dir, name, build)
+        return TaggedSplit(**TaggedSplit.ragged(a), label_ids=a["label_ids"], words=a["words"],
+                           word_offsets=a["word_offsets"], tags=a["tags"], tag_offsets=a["tag_offsets"])
 
     # ---------------------------------------------------------------- model
     def head(self, hidden: int, card: Any, dropout: float) -> nn.Module:
@@ -289,15 +260,9 @@ class TokenTagging(TaskType):
             list(source.labels or []) == list(target.labels or [])
 
     def export(self, preds: list[Any], split: Any, card: Any, lang: str, out_dir: Path) -> None:
-        from itt.metrics.xtreme_r import write_labels, write_predictions
-        from itt.tasks.common import labels_dir, xtreme_task
-
         gold, pred = self.sentences(preds, split, card)
         task = xtreme_task(card)
         if task is None:  # CoNLL-style: one tag per line, a blank line between sentences
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / f"test-{lang}.tsv").write_text("\n".join("\n".join(s) + "\n" for s in pred),
-                                                       encoding="utf-8")
+            write_local(out_dir, lang, "tsv", "\n".join("\n".join(s) + "\n" for s in pred))
             return
-        write_predictions(out_dir, task, lang, pred)
-        write_labels(labels_dir(out_dir), task, lang, gold)
+        write_xtreme(out_dir, task, lang, pred, gold)
