@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from itt.errors import ConfigError
 from itt.utils import file_sha256, stable_hash
@@ -59,6 +59,7 @@ def _corpus(spec: list[str]) -> tuple[list[str], list[Any]]:
 
 
 def _train_tokenizer(arch: str, lines: list[str], vocab_size: int):
+    """A ``tokenizers.Tokenizer`` of the architecture's kind trained on ``lines``."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     sp = _SPECIALS[arch]
@@ -98,6 +99,27 @@ def _train_tokenizer(arch: str, lines: list[str], vocab_size: int):
     return tok
 
 
+def _fast_tokenizer(tok: Any, arch: str, model_max_length: int, padding_side: str):
+    """``tok`` as a transformers fast tokenizer with the architecture's special tokens."""
+    from transformers import PreTrainedTokenizerFast
+
+    sp = _SPECIALS[arch]
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token=sp["unk"], pad_token=sp["pad"], cls_token=sp["cls"],
+        sep_token=sp["sep"], mask_token=sp["mask"],
+        bos_token=sp["cls"] if arch != "bert" else None, eos_token=sp["sep"] if arch != "bert" else None,
+        padding_side=padding_side, model_max_length=int(model_max_length))
+
+
+def train_tokenizer(documents: Sequence[str], architecture: str, vocab_size: int, model_max_length: int,
+                    padding_side: str = "right"):
+    """A fast tokenizer of the architecture's kind (WordPiece for BERT, byte-level BPE for
+    RoBERTa, Unigram for XLNet) trained on ``documents``. The tiny models' tokenizers and
+    the pretraining tokenizer (:mod:`itt.pretraining`) are both made here."""
+    tok = _train_tokenizer(architecture, list(documents), int(vocab_size))
+    return _fast_tokenizer(tok, architecture, model_max_length, padding_side)
+
+
 def _model_config(arch: str, tiny: dict[str, Any], vocab_size: int, pad_id: int):
     from transformers import BertConfig, RobertaConfig, XLMRobertaConfig, XLNetConfig
 
@@ -134,18 +156,13 @@ def build_tiny(model_cfg: dict[str, Any], cache_dir: str | Path) -> Path:
         if (out / "config.json").exists():
             return out
         import torch
-        from transformers import AutoModel, PreTrainedTokenizerFast
+        from transformers import AutoModel
 
         log.info("Building %s (arch %s) in %s", model_cfg["name"], arch, out)
         tok = _train_tokenizer(arch, lines, int(tiny.get("vocab_size", 2000)))
-        sp = _SPECIALS[arch]
-        hf_tok = PreTrainedTokenizerFast(
-            tokenizer_object=tok, unk_token=sp["unk"], pad_token=sp["pad"], cls_token=sp["cls"],
-            sep_token=sp["sep"], mask_token=sp["mask"],
-            bos_token=sp["cls"] if arch != "bert" else None, eos_token=sp["sep"] if arch != "bert" else None,
-            padding_side="left" if arch == "xlnet" else "right",
-            model_max_length=int(tiny.get("max_position_embeddings", 512)))
-        config = _model_config(arch, tiny, tok.get_vocab_size(), tok.token_to_id(sp["pad"]))
+        hf_tok = _fast_tokenizer(tok, arch, int(tiny.get("max_position_embeddings", 512)),
+                                 padding_side="left" if arch == "xlnet" else "right")
+        config = _model_config(arch, tiny, tok.get_vocab_size(), tok.token_to_id(_SPECIALS[arch]["pad"]))
         torch.manual_seed(int(tiny.get("seed", 0)))
         model = AutoModel.from_config(config)
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from itt.errors import ConfigError
+from itt.models.tiny import train_tokenizer
 from itt.pretraining.corpora import CORPORA, Corpus, get_corpus
-from itt.pretraining.mlm import ARCH_KEYS, META_FILE, pretrain, train_tokenizer
+from itt.pretraining.mlm import ARCH_KEYS, META_FILE, pretrain
 from itt.utils import atomic_write_json, stable_hash
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from itt.errors import ConfigError, DataError
+from itt.models.tiny import _model_config, train_tokenizer  # train_tokenizer: re-exported
 from itt.pretraining.corpora import Corpus, get_corpus, in_memory
 from itt.utils import atomic_write_json, utc_now
 
@@ -174,22 +175,6 @@ def held_out_loss(model: Any, blocks: torch.Tensor, sp: dict[str, int], vocab_si
     return total / n
 
 
-def train_tokenizer(documents: Sequence[str], architecture: str, vocab_size: int, model_max_length: int):
-    """A fast tokenizer of the architecture's kind (byte-level BPE for RoBERTa) on ``documents``."""
-    from transformers import PreTrainedTokenizerFast
-
-    from itt.models.tiny import _SPECIALS, _train_tokenizer
-
-    tok = _train_tokenizer(architecture, list(documents), int(vocab_size))
-    sp = _SPECIALS[architecture]
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token=sp["unk"], pad_token=sp["pad"], cls_token=sp["cls"],
-        sep_token=sp["sep"], mask_token=sp["mask"],
-        bos_token=sp["cls"] if architecture != "bert" else None,
-        eos_token=sp["sep"] if architecture != "bert" else None,
-        padding_side="right", model_max_length=int(model_max_length))
-
-
 def _as_corpus(corpus: Corpus | str | Sequence[str]) -> Corpus:
     if isinstance(corpus, Corpus):
         return corpus
@@ -234,8 +219,6 @@ def pretrain(model_cfg: Mapping[str, Any], corpus: Corpus | str | Sequence[str],
     Returns that summary.
     """
     from transformers import AutoModel, AutoModelForMaskedLM, get_linear_schedule_with_warmup
-
-    from itt.models.tiny import _model_config
 
     for block in ("pretrain", "tiny"):   # a whole model card: its sizes
         if isinstance(model_cfg.get(block), Mapping):
