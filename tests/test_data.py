@@ -43,6 +43,21 @@ def test_given_splits_protocol(make_cfg, tmp_path):
     assert len(data.test["en"]) == 20 and len(data.train) == 40 and len(data.validation) == 10
 
 
+def test_eval_caps_are_seeded_parallel_and_validation_can_be_capped_apart(make_cfg):
+    cfg = make_cfg("target=smoke_xling")
+    card = card_from_config(cfg["target"], "target")
+    full = load_task(card, split_seed=7)
+    capped = load_task(card, split_seed=7, max_eval_examples=30)
+    apart = load_task(card, split_seed=7, max_eval_examples=30, max_val_examples=10)
+    assert len(full.validation) > 30 and all(len(ds) > 30 for ds in full.test.values())
+    assert len(capped.validation) == 30 and {len(ds) for ds in capped.test.values()} == {30}
+    assert len(apart.validation) == 10 and {len(ds) for ds in apart.test.values()} == {30}
+    # the test caps keep the same rows in every language (parallel sets stay parallel)
+    assert list(apart.test["en"]["label"]) == list(apart.test["de"]["label"])
+    assert list(apart.test["en"]["text"]) == list(capped.test["en"]["text"])
+    assert set(apart.validation["text"]) <= set(full.validation["text"])
+
+
 @pytest.mark.parametrize("mode", ["length_grouped", "random", "sorted"])
 def test_sampler_yields_every_index_once(mode):
     lengths = np.random.default_rng(0).integers(5, 200, size=1003)

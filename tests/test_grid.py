@@ -139,6 +139,24 @@ def test_single_cell_command_keeps_the_cell_and_drops_the_sweep():
     assert not any(c.startswith(("hydra/launcher", "hydra.launcher", "hydra.sweep", "hydra.mode")) for c in cmd)
 
 
+def test_stage1_first_order_launches_each_intermediate_model_before_its_reusers():
+    from hydra_plugins.itt_sweeper.itt_sweeper import stage1_first
+
+    grid = [(m, i, t) for m in ("a", "b") for i in ("none", "x", "y") for t in ("t1", "t2")]
+    jobs = [[f"model={m}", f"intermediate={i}", f"target={t}", "seed=0", "stage2.lr=1e-4"] for m, i, t in grid]
+    cells = [{"model": m, "intermediate": i, "target": t} for m, i, t in grid]
+    order = stage1_first(jobs, cells)
+    assert sorted(map(tuple, order)) == sorted(map(tuple, jobs)), "every cell once"
+    names = [(j[0][6:], j[1][13:], j[2][7:]) for j in order]
+    # the four stage-1 models (a/x, a/y, b/x, b/y) come first, one cell each, in grid order
+    assert names[:4] == [("a", "x", "t1"), ("a", "y", "t1"), ("b", "x", "t1"), ("b", "y", "t1")]
+    assert all(i == "none" for _, i, _ in names[4:8])
+    assert names[8:] == [("a", "x", "t2"), ("a", "y", "t2"), ("b", "x", "t2"), ("b", "y", "t2")]
+    # a different seed (or stage-1 setting) is a different intermediate model
+    seeded = [j[:3] + ["seed=1"] for j in jobs[2:4]]
+    assert [j[3] for j in stage1_first(jobs[2:4] + seeded, cells[2:4] * 2)[:2]] == ["seed=0", "seed=1"]
+
+
 def test_local_launcher_hands_out_gpus_per_worker():
     from hydra_plugins.itt_launcher.itt_local import assign_devices
 

@@ -6,6 +6,11 @@ the targets of its own NLP task (``field`` in the task cards): a sentiment inter
 task is not run before a topic-classification target, while ``intermediate=none`` (the
 baseline) pairs with every target. ``hydra.sweeper.pairing=all`` keeps the full product.
 
+Cells are launched stage-1 first (``hydra.sweeper.order=stage1_first``, the default): the
+first cell of each distinct intermediate model, then the baselines, then the cells that
+reuse an intermediate model. Parallel workers then train different stage-1 models at the
+same time instead of one waiting on another's lock; ``order=grid`` keeps Hydra's order.
+
 Before launching, ``plan.json`` at the sweep root lists every cell (docs/schemas.md) so that
 ``python -m itt.status`` and the report can name the missing ones. With ``run.dry_run=true``
 the sweeper lists the cells, each with its directory and state, and launches nothing: no
@@ -31,6 +36,7 @@ log = logging.getLogger(__name__)
 
 CELL_GROUPS = ("model", "intermediate", "target")
 PAIRINGS = ("same_field", "all")
+ORDERS = ("stage1_first", "grid")
 
 
 @dataclass
@@ -39,9 +45,28 @@ class ITTSweeperConf:
     max_batch_size: Optional[int] = None
     params: Optional[Dict[str, str]] = None
     pairing: str = "same_field"  # same_field | all
+    order: str = "stage1_first"  # stage1_first | grid
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="itt", node=ITTSweeperConf, provider="itt")
+
+
+def stage1_first(jobs: Sequence[Sequence[str]], cells: Sequence[Dict[str, Any]]) -> List[Sequence[str]]:
+    """Launch order: the first cell of each intermediate model (its overrides other than the
+    target's and stage 2's), then the baselines, then the cells that reuse an intermediate
+    model; each group keeps the grid's order."""
+    firsts: List[Sequence[str]] = []
+    baselines: List[Sequence[str]] = []
+    reusing: List[Sequence[str]] = []
+    seen = set()
+    for job, cell in zip(jobs, cells):
+        if str(cell.get("intermediate")) in ("none", "None"):
+            baselines.append(job)
+            continue
+        key = tuple(sorted(o for o in job if not o.lstrip("+~").startswith(("target", "stage2."))))
+        (reusing if key in seen else firsts).append(job)
+        seen.add(key)
+    return firsts + baselines + reusing
 
 
 def _split(job: Sequence[str]) -> Dict[str, str]:
@@ -56,11 +81,14 @@ class ITTSweeper(BasicSweeper):
     """BasicSweeper with ITT pairing, plan.json and a dry run (see the module docstring)."""
 
     def __init__(self, max_batch_size: Optional[int], params: Optional[Dict[str, str]] = None,
-                 pairing: str = "same_field") -> None:
+                 pairing: str = "same_field", order: str = "stage1_first") -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         if pairing not in PAIRINGS:
             raise ValueError(f"hydra.sweeper.pairing must be one of {', '.join(PAIRINGS)}, not {pairing!r}")
         self.pairing = pairing
+        if order not in ORDERS:
+            raise ValueError(f"hydra.sweeper.order must be one of {', '.join(ORDERS)}, not {order!r}")
+        self.order = order
         self._options: Dict[str, Optional[DictConfig]] = {}
 
     # ------------------------------------------------------------------ cells
@@ -186,6 +214,8 @@ class ITTSweeper(BasicSweeper):
                                 pairing=self.pairing)
         log.info("Sweep of %d cells into %s (plan.json: %d cells, %d new)", len(cells), sweep_dir, total, new)
 
+        if self.order == "stage1_first":
+            jobs = stage1_first(jobs, cells)
         size = self.max_batch_size or len(jobs)
         self.overrides = [jobs[i:i + size] for i in range(0, len(jobs), size)]
         returns: List[Any] = []

@@ -285,14 +285,15 @@ def _load_language(card: TaskCard, lang: str, roles: tuple[str, ...], split_seed
 
 def load_task(card: TaskCard, split_seed: int = 1234, assets_dir: str | None = None,
               max_train_examples: int | None = None, need_test: bool = True,
-              max_eval_examples: int | None = None) -> TaskData:
+              max_eval_examples: int | None = None, max_val_examples: int | None = None) -> TaskData:
     """Load, normalise and split a task for training on its train language(s) and testing
     on each of its eval languages.
 
     The training rows come from ``train_source`` where the card names one, plus the
     translated training sets when ``translate_train.enabled``; test rows always come from
     the card's own source. A type that is not trained (representation retrieval) loads
-    only its test languages."""
+    only its test languages. ``max_eval_examples`` caps each test language and the
+    validation split, unless ``max_val_examples`` caps the validation split apart."""
     import datasets
 
     from itt.errors import ConfigError
@@ -338,17 +339,16 @@ def load_task(card: TaskCard, split_seed: int = 1234, assets_dir: str | None = N
     if max_train_examples and len(train) > max_train_examples:
         idx = np.random.default_rng(split_seed + 2).permutation(len(train))[:max_train_examples]
         train = train.select(np.sort(idx))
-    if max_eval_examples and card.type != "retrieval":
-        # The same seeded rows in every language keep parallel test sets parallel. Retrieval
-        # sets are not cut: their rows are the candidate pool.
-        def cap(ds: Any) -> Any:
-            if len(ds) <= max_eval_examples:
-                return ds
-            idx = np.random.default_rng(split_seed + 3).permutation(len(ds))[:max_eval_examples]
-            return ds.select(np.sort(idx))
+    def cap(ds: Any, n: int | None) -> Any:
+        # The same seeded rows in every language keep parallel test sets parallel.
+        if not n or len(ds) <= n:
+            return ds
+        idx = np.random.default_rng(split_seed + 3).permutation(len(ds))[:n]
+        return ds.select(np.sort(idx))
 
-        validation = cap(validation)
-        test = {lang: cap(ds) for lang, ds in test.items()}
+    if card.type != "retrieval":  # retrieval sets are not cut: their rows are the candidate pool
+        validation = cap(validation, max_val_examples or max_eval_examples)
+        test = {lang: cap(ds, max_eval_examples) for lang, ds in test.items()}
     sizes = {"train": len(train), "validation": len(validation),
              "test": {lang: len(ds) for lang, ds in test.items()}}
     if tt_langs:
