@@ -30,7 +30,7 @@ run: assets  ## the embedded offline default: the mini grid, then its report tab
 	# process with two threads (BENCHMARKS.md, section 5a)
 	$(OFFLINE) $(PY) -m itt.train -m experiment=mini logger=csv trainer.enable_progress_bar=false \
 		hydra/launcher=itt_local hydra.launcher.workers=2
-	$(OFFLINE) $(PY) -m itt.report outputs/multirun/mini --out outputs/report
+	$(OFFLINE) $(PY) -m itt.report $${ITT_OUTPUT_DIR:-outputs}/multirun/mini --out $${ITT_OUTPUT_DIR:-outputs}/report
 
 test: assets  ## the test suite (network-free; what CI runs)
 	$(OFFLINE) $(PY) -m pytest -q

@@ -49,7 +49,7 @@ def stage1_key(cfg: dict[str, Any]) -> str:
     trainer = {k: cfg["trainer"].get(k) for k in ("precision",)}
     data = {k: cfg["data"].get(k) for k in ("split_seed", "batching", "mega_batch_factor")}
     return stable_hash({"model": model, "task": task, "stage1": cfg["stage1"], "data": data,
-                        "trainer": trainer, "head": cfg.get("head"), "seed": cfg["seed"], "v": 1}, 20)
+                        "trainer": trainer, "head": cfg.get("head"), "seed": cfg["seed"], "v": 2}, 20)
 
 
 def stage1_dir(cache_dir: str | Path, key: str) -> Path:

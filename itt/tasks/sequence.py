@@ -55,12 +55,21 @@ class SequenceClassification(TaskType):
         return Collator(tokenizer.pad_token_id, tokenizer.padding_side, regression=self.regression)
 
     def head(self, hidden: int, card: Any, dropout: float) -> nn.Module:
-        return SequenceHead(hidden, 1 if self.regression else card.num_labels, dropout)
+        head = SequenceHead(hidden, 1 if self.regression else card.num_labels, dropout)
+        if self.regression:
+            # The head's output 0 is the middle of the card's label range and +-1 its ends, so
+            # a fresh head starts at the mid-range score instead of 0 (an Adam step moves a
+            # bias by about the learning rate: from 0 to a 0-5 scale's 2.5 takes thousands).
+            lo, hi = card.label_range or (-1.0, 1.0)
+            head.center, head.scale = (float(lo) + float(hi)) / 2.0, (float(hi) - float(lo)) / 2.0
+        return head
 
     def logits(self, head: nn.Module, hidden: torch.Tensor, batch: dict[str, torch.Tensor],
                pooling: str) -> torch.Tensor:
         out = head(pool(hidden, batch["attention_mask"], pooling))
-        return out.squeeze(-1) if self.regression else out
+        if self.regression:
+            return getattr(head, "center", 0.0) + getattr(head, "scale", 1.0) * out.squeeze(-1)
+        return out
 
     def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return nn.functional.cross_entropy(logits.float(), batch["labels"])
