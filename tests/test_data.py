@@ -47,11 +47,11 @@ def test_eval_caps_are_seeded_parallel_and_validation_can_be_capped_apart(make_c
     cfg = make_cfg("target=smoke_xling")
     card = card_from_config(cfg["target"], "target")
     full = load_task(card, split_seed=7)
-    capped = load_task(card, split_seed=7, max_eval_examples=30)
-    apart = load_task(card, split_seed=7, max_eval_examples=30, max_val_examples=10)
-    assert len(full.validation) > 30 and all(len(ds) > 30 for ds in full.test.values())
-    assert len(capped.validation) == 30 and {len(ds) for ds in capped.test.values()} == {30}
-    assert len(apart.validation) == 10 and {len(ds) for ds in apart.test.values()} == {30}
+    capped = load_task(card, split_seed=7, max_eval_examples=20)
+    apart = load_task(card, split_seed=7, max_eval_examples=20, max_val_examples=10)
+    assert len(full.validation) > 20 and all(len(ds) > 20 for ds in full.test.values())
+    assert len(capped.validation) == 20 and {len(ds) for ds in capped.test.values()} == {20}
+    assert len(apart.validation) == 10 and {len(ds) for ds in apart.test.values()} == {20}
     # the test caps keep the same rows in every language (parallel sets stay parallel)
     assert list(apart.test["en"]["label"]) == list(apart.test["de"]["label"])
     assert list(apart.test["en"]["text"]) == list(capped.test["en"]["text"])
