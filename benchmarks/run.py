@@ -169,11 +169,10 @@ def _limits(sections: list[Section]) -> list[str]:
     if pp is not None and pp.data.get("rerun_parts"):
         parts = pp.data["rerun_parts"]
         top = max(parts, key=parts.get)
-        out.append(f"- Rerun preprocessing (item 4): a cache hit still has to find its entry: the tokenizer's "
-                   f"serialised state and the texts are hashed for every split, {top.replace('_', ' ')} the "
-                   f"largest part (section 4). Hashing the Arrow column buffers instead of Python strings row by "
-                   f"row, and fingerprinting a tokenizer once per process, would remove most of it "
-                   f"(`itt/data/tokenize.py`).")
+        out.append(f"- Rerun preprocessing (item 4): a cache hit still has to find its entry (hash each split's "
+                   f"columns, the {top.replace('_', ' ')} the largest part, section 4) and load it; what is left "
+                   f"of a rerun's whole preparation is reading and splitting the data through datasets' own "
+                   f"cache (section 4's second row).")
     out.append("- Timings on a shared machine: every figure is a median of interleaved per-round ratios; the "
                "ranges show how much the load moved within a run. Re-running `make bench` on a quiet machine "
                "narrows them.")
