@@ -114,7 +114,9 @@ SWEEP = ["experiment=smoke", "logger=none", "trainer.enable_progress_bar=false",
          "stage1.max_train_examples=96", "stage2.max_train_examples=64", "stage1.epochs=4", "stage2.epochs=1",
          "stage1.lr=9.7e-4",  # stage-1 keys of this test alone
          "hydra/launcher=itt_local", "hydra.launcher.workers=2",
-         # Seeds outermost: both workers start on cells of the same stage-1 key.
+         # Hydra's order with seeds outermost: both workers start on cells of the same stage-1
+         # key, so a cell finishes while the second seed's stage-1 model is still in training.
+         "hydra.sweeper.order=grid",
          "hydra.sweeper.params=null", "seed=0,1", "intermediate=smoke_movies,none",
          "target=smoke_products,smoke_xling"]
 
