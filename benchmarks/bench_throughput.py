@@ -285,6 +285,36 @@ def _accuracy_vs_random(settings: Settings, wl: Workload, sec: Section, plan: di
             + ", ".join(f"{m} {v:.2f}" for m, v in mix.items()) + ".", "")
     sec.data.update(labels_per_batch=mix)
     sec.data.update(acc_grouped=acc["length_grouped"], acc_random=acc["random"], acc_diff=diff)
+    if not settings.quick:
+        _mega_batch_factors(settings, acc_wl, sec, plan, epochs, acc["random"], _tps(res["random"]))
+
+
+def _mega_batch_factors(settings: Settings, wl: Workload, sec: Section, plan: dict[str, Any], epochs: int,
+                        acc_random: list[float], tps_random: list[float]) -> None:
+    """The same accuracy runs with smaller mega-batches: less sorting, more labels per batch."""
+    default = int(wl.cfg["data"]["mega_batch_factor"])
+    rows = []
+    try:
+        for factor in (8, 2):
+            wl.cfg["data"]["mega_batch_factor"] = factor
+            accs, tps = [], []
+            for seed in plan["acc_seeds"]:
+                loader, rec = runners.train_loader(wl, "length_grouped", seed=seed)
+                out = runners.run_itt(wl, loader, rec, epochs=epochs, seed=seed, score=True,
+                                      work_dir=settings.work_dir)
+                accs.append(out["accuracy"])
+                tps.append(out["tok_per_s"])
+            settings.log(f"  mega-batch factor {factor}: accuracy {', '.join(f'{a:.3f}' for a in accs)}")
+            rows.append([f"length_grouped, mega-batch factor {factor}", _mean_sd(accs),
+                         f"{labels_per_batch(wl, 'length_grouped'):.2f}", f"{statistics.median(tps):,.0f}",
+                         f"{statistics.median(tps) / statistics.median(tps_random):.2f}"])
+            sec.data[f"acc_mega_batch_{factor}"] = accs
+    finally:
+        wl.cfg["data"]["mega_batch_factor"] = default
+    sec.add(f"Smaller mega-batches (the default factor is {default}), same seeds and epochs, run after the "
+            f"comparison above (not interleaved with it; random order: {_mean_sd(acc_random)}):", "")
+    sec.table(["itt batching", "held-out accuracy (mean ± sd)", "labels per batch", "real tokens/s (median)",
+               "speed over random order"], rows)
 
 
 def labels_per_batch(wl: Workload, mode: str, seed: int = 0) -> float:

@@ -158,6 +158,14 @@ def _limits(sections: list[Section]) -> list[str]:
                    f"batch in section 2) and each step's gradient leans towards them; shuffling the order of the "
                    f"batches does not change what is in them. Where length predicts the label, "
                    f"`data.batching=random` is the safe choice, at the cost of grouping's speed-up.")
+        small = {f: hf.data.get(f"acc_mega_batch_{f}") for f in (8, 2)}
+        if all(small.values()):
+            mean = {f: sum(v) / len(v) for f, v in small.items()}
+            rnd = sum(hf.data["acc_random"]) / len(hf.data["acc_random"])
+            out.append(f"  Smaller mega-batches trade speed for mixing: factor 8 reached {mean[8]:.3f}, factor 2 "
+                       f"{mean[2]:.3f}, against {rnd:.3f} in random order (section 2). The default factor stays "
+                       f"at 50 until more than this one workload has been measured; "
+                       f"`data.mega_batch_factor` sets it per run.")
     bt = by.get("batching")
     if bt is not None and bt.data.get("efficiency"):
         eff = bt.data["efficiency"]
