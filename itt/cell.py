@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 _NON_SEMANTIC = ("paths", "run", "logger", "hydra")
 RESULT = "result.json"
 ERROR = "error.json"
+EXAMPLES = "examples.json"   # per-example predictions and gold labels of the test sets
 
 
 def config_hash(cfg: dict[str, Any]) -> str:
@@ -298,8 +299,26 @@ def _aggregate(per_language: dict[str, dict[str, float]], card: TaskCard) -> dic
     return {"main": average.get(card.main_metric), "per_language": per_language, "average": average}
 
 
+def per_example(preds: list[Any], split: Any) -> dict[str, list] | None:
+    """Predictions and gold labels of a split in its order, for the report's paired tests
+    over examples; None for types whose predictions are not one number per example."""
+    labels = getattr(split, "labels", None)
+    if labels is None or len(preds) != len(labels) or \
+            not all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in preds):
+        return None
+    return {"pred": [round(float(p), 6) if isinstance(p, float) else int(p) for p in preds],
+            "gold": [round(float(g), 6) if isinstance(g, float) else int(g) for g in np_list(labels)]}
+
+
+def np_list(values: Any) -> list:
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
 def evaluate(module: Any, tests: dict[str, Any], collator: Any, card: TaskCard, cfg: dict[str, Any],
-             run_dir: Path | None = None, tag: str = "") -> dict[str, Any]:
+             run_dir: Path | None = None, tag: str = "",
+             examples: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Scores per test language (and their average). ``examples``, when given, receives each
+    language's per-example predictions and gold labels (see :func:`per_example`)."""
     device = _device(cfg)
     per_language = {}
     for lang, split in tests.items():
@@ -308,6 +327,10 @@ def evaluate(module: Any, tests: dict[str, Any], collator: Any, card: TaskCard, 
         m = dict(module.impl.score(preds, split, card))
         m["n"] = int(getattr(split, "n_examples", len(split)))   # QA: questions, not windows
         per_language[lang] = m
+        if examples is not None:
+            rows = per_example(preds, split)
+            if rows is not None:
+                examples[lang] = rows
         if run_dir is not None and cfg["eval"].get("export_predictions"):
             module.impl.export(preds, split, card, lang, run_dir / "predictions" / (tag or "target"))
     return _aggregate(per_language, card)
@@ -495,7 +518,9 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
         if global_rank() != 0:
             return {"status": "ok", "rank": global_rank()}
         t1 = time.perf_counter()
-        metrics = evaluate(module, tok["test"], collator, target, cfg, run_dir, "target")
+        examples: dict[str, Any] = {"target": {}, "zero_shot": {}}
+        metrics = evaluate(module, tok["test"], collator, target, cfg, run_dir, "target",
+                           examples=examples["target"])
         baselines: dict[str, Any] = {"majority": None, "zero_shot": None}
         if cfg["eval"].get("majority_baseline", True):
             baselines["majority"] = majority_baseline(tok["train"], tok["test"], target)
@@ -505,7 +530,8 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
             stages.load_encoder_state(enc0, stage1_path)
             zs = _module(enc0, target, cfg, "stage2")
             stages.load_head_state(zs.head, stage1_path)
-            baselines["zero_shot"] = evaluate(zs, tok["test"], collator, target, cfg, run_dir, "zero_shot")
+            baselines["zero_shot"] = evaluate(zs, tok["test"], collator, target, cfg, run_dir, "zero_shot",
+                                              examples=examples["zero_shot"])
         t_eval = time.perf_counter() - t1
         summary = {f"test/{target.main_metric}": metrics["main"]}
         summary.update({f"test/{lang}/{k}": v for lang, m in metrics["per_language"].items() for k, v in m.items()})
@@ -539,6 +565,10 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
     }
     result = _nan_to_none(result)
     _keep_previous(run_dir)
+    if examples["target"]:
+        atomic_write_json(run_dir / EXAMPLES, {"schema": "itt.examples/1", "config_hash": chash,
+                                               "main_metric": target.main_metric, **examples})
+        result["examples"] = EXAMPLES
     atomic_write_json(run_dir / RESULT, result)
     if (run_dir / ERROR).exists():
         os.replace(run_dir / ERROR, run_dir / "error.resolved.json")

@@ -36,6 +36,18 @@ def test_smoke_cell_end_to_end(make_cfg, tmp_path):
     assert metrics["main"] > on_disk["baselines"]["majority"]["main"] + 0.15
     assert on_disk["baselines"]["zero_shot"] is not None  # same label set as the intermediate task
     assert not list(run_dir.glob("**/*.ckpt")), "checkpoints are removed unless keep_checkpoints"
+    # Per-example predictions for the report's paired tests, consistent with the metrics.
+    assert on_disk["examples"] == "examples.json"
+    ex = json.loads((run_dir / "examples.json").read_text())
+    assert ex["config_hash"] == on_disk["config_hash"] and ex["main_metric"] == "accuracy"
+    rows = ex["target"]["en"]
+    assert len(rows["pred"]) == len(rows["gold"]) == 120
+    acc = sum(p == g for p, g in zip(rows["pred"], rows["gold"])) / 120
+    assert acc == pytest.approx(metrics["main"], abs=1e-6)
+    zs = ex["zero_shot"]["en"]
+    assert zs["gold"] == rows["gold"]
+    assert sum(p == g for p, g in zip(zs["pred"], zs["gold"])) / 120 == \
+        pytest.approx(on_disk["baselines"]["zero_shot"]["main"], abs=1e-6)
 
 
 def test_baseline_cell_runs_without_stage1(make_cfg, tmp_path):
