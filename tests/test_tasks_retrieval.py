@@ -7,7 +7,7 @@ import pytest
 
 from itt.data.cards import card_from_config
 from itt.errors import ConfigError, DataError
-from itt.metrics.xtreme_r import rank_by_score
+from itt.metrics.xtreme_metrics import rank_by_score
 from itt.tasks import get_task_type
 from itt.tasks.retrieval import RetrievalHead, cosine_scores, rank, retrieval_metrics, top_k_stable
 

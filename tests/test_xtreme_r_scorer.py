@@ -14,6 +14,8 @@ from typing import Dict, List
 
 import pytest
 
+from itt.metrics import xtreme_files as xf
+from itt.metrics import xtreme_metrics as xm
 from itt.metrics import xtreme_r as xr
 from itt.metrics.xtreme_tasks import TASKS, VERSIONS, get_version, task_languages
 
@@ -250,58 +252,120 @@ def test_registry_languages_and_tasks() -> None:
 # --------------------------------------------------------------------------------------
 
 def test_accuracy() -> None:
-    assert xr.accuracy(["a", "b", "c", "d"], ["a", "x", "c", "x"]) == 0.5  # 2 of 4
-    with pytest.raises(xr.XtremeScoringError, match="3 labels but 2 predictions"):
-        xr.accuracy([1, 2, 3], [1, 2])
+    assert xm.accuracy(["a", "b", "c", "d"], ["a", "x", "c", "x"]) == 0.5  # 2 of 4
+    with pytest.raises(xm.XtremeScoringError, match="3 labels but 2 predictions"):
+        xm.accuracy([1, 2, 3], [1, 2])
 
 
 def test_seqeval_ner_multi_token_and_partial_overlap() -> None:
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "I-ORG", "I-ORG", "O"], ["O", "O"]]
     pred = [["B-PER", "O", "O", "B-LOC"], ["B-ORG", "I-ORG", "I-ORG", "O"], ["B-MISC", "O"]]
-    prf = xr.seqeval_prf(gold, pred)
+    prf = xm.seqeval_prf(gold, pred)
     assert prf["f1"] == pytest.approx(NER_F1, **APPROX)       # 4/7, see NER_GOLD
     assert prf["precision"] == pytest.approx(NER_P, **APPROX)  # 2/4
     assert prf["recall"] == pytest.approx(NER_R, **APPROX)     # 2/3
     # A span one token too long is as wrong as a missing one: gold PER[0-1], pred PER[0-2].
     # 0 right of 1 predicted / 1 gold -> F1 0.
-    assert xr.seqeval_f1([["B-PER", "I-PER", "O"]], [["B-PER", "I-PER", "I-PER"]]) == 0.0
+    assert xm.seqeval_f1([["B-PER", "I-PER", "O"]], [["B-PER", "I-PER", "I-PER"]]) == 0.0
     # seqeval's default mode starts a chunk at an I- tag that follows O: pred I-PER I-PER
     # is the chunk PER[0-1], which matches gold B-PER I-PER -> F1 1.
-    assert xr.seqeval_f1([["B-PER", "I-PER"]], [["I-PER", "I-PER"]]) == 1.0
+    assert xm.seqeval_f1([["B-PER", "I-PER"]], [["I-PER", "I-PER"]]) == 1.0
     # Chunks do not cross sentences: an "O" separates them (offsets count it).
-    assert xr.seqeval_entities([["B-PER"], ["I-PER"]]) == [("PER", 0, 0), ("PER", 2, 2)]
+    assert xm.seqeval_entities([["B-PER"], ["I-PER"]]) == [("PER", 0, 0), ("PER", 2, 2)]
     # No entity anywhere: zero division -> 0, as seqeval returns.
-    assert xr.seqeval_f1([["O", "O"]], [["O", "O"]]) == 0.0
+    assert xm.seqeval_f1([["O", "O"]], [["O", "O"]]) == 0.0
 
 
 def test_seqeval_pos_tags_follow_official_chunking() -> None:
-    # DET NOUN VERB vs DET NOUN NOUN: 0.4, see POS_GOLD.
-    assert xr.seqeval_f1([["DET", "NOUN", "VERB"]], [["DET", "NOUN", "NOUN"]]) == \
+    # Default (seqeval 0.0.12, the official scores): the type is the whole POS tag.
+    # DET NOUN VERB vs DET NOUN NOUN: gold DET[0], NOUN[1], VERB[2]; pred DET[0], NOUN[1-2]
+    # (two identical tags merge into one chunk). Right: DET[0] only -> 0.4, see POS_GOLD.
+    assert xm.seqeval_f1([["DET", "NOUN", "VERB"]], [["DET", "NOUN", "NOUN"]]) == \
         pytest.approx(POS_F1, **APPROX)
-    # NOUN NOUN VERB vs NOUN VERB VERB: gold OUN[0-1], ERB[2]; pred OUN[0], ERB[1-2];
+    # NOUN NOUN VERB vs NOUN VERB VERB: gold NOUN[0-1], VERB[2]; pred NOUN[0], VERB[1-2];
     # no chunk identical -> 0, although 2 of 3 tokens are right.
-    assert xr.seqeval_f1([["NOUN", "NOUN", "VERB"]], [["NOUN", "VERB", "VERB"]]) == 0.0
-    assert xr.seqeval_entities([["NOUN", "NOUN", "VERB"]]) == [("OUN", 0, 1), ("ERB", 2, 2)]
-    # CCONJ then SCONJ: both have type CONJ; tag S opens a new chunk without closing the
-    # CCONJ one (tag C ends nothing), so seqeval drops the CCONJ token: one chunk, CONJ[1].
-    assert xr.seqeval_entities([["CCONJ", "SCONJ"]]) == [("CONJ", 1, 1)]
+    assert xm.seqeval_f1([["NOUN", "NOUN", "VERB"]], [["NOUN", "VERB", "VERB"]]) == 0.0
+    assert xm.seqeval_entities([["NOUN", "NOUN", "VERB"]]) == [("NOUN", 0, 1), ("VERB", 2, 2)]
+    assert xm.seqeval_entities([["NOUN", "NOUN", "VERB"]], "1.2") == [("OUN", 0, 1), ("ERB", 2, 2)]
+    # CCONJ then SCONJ. 0.0.12: types CCONJ and SCONJ differ, so two chunks. 1.2: both have
+    # type CONJ; tag S opens a new chunk without closing the CCONJ one (tag C ends
+    # nothing), so seqeval 1.2 drops the CCONJ token: one chunk, CONJ[1].
+    assert xm.seqeval_entities([["CCONJ", "SCONJ"]]) == [("CCONJ", 0, 0), ("SCONJ", 1, 1)]
+    assert xm.seqeval_entities([["CCONJ", "SCONJ"]], "1.2") == [("CONJ", 1, 1)]
+    # NER tags chunk the same under both releases.
+    for scheme in xm.SEQEVAL_SCHEMES:
+        assert xm.seqeval_entities([["B-PER", "I-PER", "O", "B-LOC"]], scheme) == \
+            [("PER", 0, 1), ("LOC", 3, 3)]
+    with pytest.raises(xm.XtremeScoringError, match="unknown seqeval chunking '2.0'; use one of"):
+        xm.seqeval_prf([["NOUN"]], [["NOUN"]], "2.0")
+
+
+# UD-POS sentences where the two seqeval releases disagree (CCONJ/SCONJ, X, INTJ runs).
+POS_PIN_GOLD = [s.split() for s in (
+    "PRON AUX CCONJ SCONJ PRON VERB PUNCT",
+    "DET ADJ NOUN ADP PROPN PROPN X PUNCT",
+    "INTJ INTJ PUNCT SCONJ PRON VERB ADV CCONJ VERB NUM SYM")]
+POS_PIN_PRED = [s.split() for s in (
+    "PRON AUX SCONJ SCONJ PRON VERB PUNCT",
+    "DET ADJ NOUN ADP PROPN NOUN X PUNCT",
+    "INTJ PUNCT PUNCT CCONJ PRON VERB ADV SCONJ VERB NUM SYM")]
+# What seqeval 0.0.12 itself returned for these lists (seqeval-0.0.12.tar.gz from PyPI,
+# seqeval.metrics f1_score / precision_score / recall_score): 24 gold chunks, 25 predicted,
+# 18 right.
+POS_PIN_0_0_12 = {"f1": 0.7346938775510204, "precision": 0.72, "recall": 0.75}
+# seqeval 1.2.2 on the same lists: 23 gold chunks, 25 predicted, 20 right.
+POS_PIN_1_2 = {"f1": 0.8333333333333333, "precision": 0.8, "recall": 0.8695652173913043}
+
+
+def test_seqeval_0_0_12_chunking_is_pinned() -> None:
+    ours = xm.seqeval_prf(POS_PIN_GOLD, POS_PIN_PRED)
+    assert ours == pytest.approx(POS_PIN_0_0_12, abs=1e-15)
+    assert xm.seqeval_prf(POS_PIN_GOLD, POS_PIN_PRED, "0.0.12") == ours
+    assert xm.seqeval_prf(POS_PIN_GOLD, POS_PIN_PRED, "1.2") == \
+        pytest.approx(POS_PIN_1_2, abs=1e-15)
+
+
+def _write_pos(root: Path, gold: List[List[str]]) -> None:
+    text = "\n".join("\n".join(sent) + "\n" for sent in gold)
+    for lang in task_languages("xtreme-r", "udpos"):
+        path = root / "udpos" / f"test-{lang}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def test_score_udpos_seqeval_flag_and_report(tmp_path: Path) -> None:
+    _write_pos(tmp_path / "labels", POS_PIN_GOLD)
+    _write_pos(tmp_path / "predictions", POS_PIN_PRED)
+    default = xr.score(tmp_path / "predictions", tmp_path / "labels", tasks="udpos")
+    assert default["seqeval"] == "0.0.12"
+    assert default["tasks"]["udpos"]["avg_f1"] == pytest.approx(POS_PIN_0_0_12["f1"], abs=1e-12)
+    new = xr.score(tmp_path / "predictions", tmp_path / "labels", tasks="udpos", seqeval="1.2")
+    assert new["seqeval"] == "1.2"
+    assert new["tasks"]["udpos"]["avg_f1"] == pytest.approx(POS_PIN_1_2["f1"], abs=1e-12)
+    with pytest.raises(xm.XtremeScoringError, match="unknown seqeval chunking"):
+        xr.score(tmp_path / "predictions", tmp_path / "labels", tasks="udpos", seqeval="1.0")
+    out = run_cli("--predictions", str(tmp_path / "predictions"), "--labels",
+                  str(tmp_path / "labels"), "--tasks", "udpos", "--seqeval", "1.2")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["seqeval"] == "1.2"
+    assert report["tasks"]["udpos"]["avg_f1"] == pytest.approx(POS_PIN_1_2["f1"], abs=1e-12)
 
 
 def test_seqeval_sentence_length_mismatch() -> None:
-    with pytest.raises(xr.XtremeScoringError, match="sentence 2 has 2 gold tags but 1"):
-        xr.seqeval_prf([["O"], ["O", "O"]], [["O"], ["O"]])
+    with pytest.raises(xm.XtremeScoringError, match="sentence 2 has 2 gold tags but 1"):
+        xm.seqeval_prf([["O"], ["O", "O"]], [["O"], ["O"]])
 
 
-@pytest.mark.skipif(os.environ.get("ITT_SEQEVAL_PARITY") != "1",
-                    reason="importing seqeval (and sklearn) takes seconds; "
-                           "set ITT_SEQEVAL_PARITY=1 to compare with the library")
-def test_seqeval_matches_the_seqeval_library() -> None:
-    pytest.importorskip("seqeval")
+def test_seqeval_1_2_matches_the_seqeval_library() -> None:
+    # seqeval 1.2.2 is in the dev extra (pyproject.toml); a missing install is a failure.
     import random
     import warnings
+    from importlib.metadata import version
 
     from seqeval.metrics import f1_score, precision_score, recall_score
 
+    assert version("seqeval") == "1.2.2"
     tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "E-PER", "S-LOC", "NOUN", "VERB",
             "CCONJ", "SCONJ", "X", "INTJ", "PROPN", "ADP", "PUNCT"]
     rng = random.Random(7)
@@ -311,95 +375,99 @@ def test_seqeval_matches_the_seqeval_library() -> None:
             gold = [[rng.choice(tags) for _ in range(rng.randint(1, 6))]
                     for _ in range(rng.randint(1, 4))]
             pred = [[rng.choice(tags) if rng.random() < 0.5 else t for t in s] for s in gold]
-            ours = xr.seqeval_prf(gold, pred)
+            ours = xm.seqeval_prf(gold, pred, "1.2")
             assert ours["f1"] == pytest.approx(f1_score(gold, pred), abs=1e-12)
             assert ours["precision"] == pytest.approx(precision_score(gold, pred), abs=1e-12)
             assert ours["recall"] == pytest.approx(recall_score(gold, pred), abs=1e-12)
+        assert xm.seqeval_prf(POS_PIN_GOLD, POS_PIN_PRED, "1.2") == pytest.approx(
+            {"f1": f1_score(POS_PIN_GOLD, POS_PIN_PRED),
+             "precision": precision_score(POS_PIN_GOLD, POS_PIN_PRED),
+             "recall": recall_score(POS_PIN_GOLD, POS_PIN_PRED)}, abs=1e-12)
 
 
 def test_squad_f1_em_edge_cases() -> None:
-    scores = xr.squad_f1_em(SQUAD_GOLD_ANSWERS, SQUAD_PRED)
+    scores = xm.squad_f1_em(SQUAD_GOLD_ANSWERS, SQUAD_PRED)
     assert scores["exact_match"] == pytest.approx(SQUAD_EM, **APPROX)  # 2/5
     assert scores["f1"] == pytest.approx(SQUAD_F1, **APPROX)           # 2.8/5
     # The best of several gold answers counts: "in 1990" matches the second one exactly.
-    assert xr.squad_f1_em({"q": ["1990", "in 1990"]}, {"q": "in 1990"}) == \
+    assert xm.squad_f1_em({"q": ["1990", "in 1990"]}, {"q": "in 1990"}) == \
         {"f1": 1.0, "exact_match": 1.0}
     # "in 1990" vs "1990" only: EM 0; 1 common token, P 1/2, R 1 -> F1 2/3.
-    only = xr.squad_f1_em({"q": ["1990"]}, {"q": "in 1990"})
+    only = xm.squad_f1_em({"q": ["1990"]}, {"q": "in 1990"})
     assert only["exact_match"] == 0.0
     assert only["f1"] == pytest.approx(0.6666666666666666, **APPROX)
     # A question without a prediction scores 0 (as in the official script): 1 of 2 right.
-    assert xr.squad_f1_em({"a": ["x"], "b": ["y"]}, {"a": "x"}) == {"f1": 0.5, "exact_match": 0.5}
+    assert xm.squad_f1_em({"a": ["x"], "b": ["y"]}, {"a": "x"}) == {"f1": 0.5, "exact_match": 0.5}
     # A prediction that normalises to nothing ("the") abstains on an unanswerable question.
-    assert xr.squad_f1_em({"u": []}, {"u": "The"}) == {"f1": 1.0, "exact_match": 1.0}
+    assert xm.squad_f1_em({"u": []}, {"u": "The"}) == {"f1": 1.0, "exact_match": 1.0}
 
 
 def test_squad_answers_from_dataset() -> None:
     dataset = json.loads(squad_json({"a": ["x", "y"], "b": []}))
-    assert xr.squad_answers(dataset) == {"a": ["x", "y"], "b": []}
-    assert xr.squad_answers(dataset["data"]) == {"a": ["x", "y"], "b": []}
-    with pytest.raises(xr.XtremeScoringError, match="SQuAD-format"):
-        xr.squad_answers({"data": [{"no_paragraphs": []}]})
+    assert xm.squad_answers(dataset) == {"a": ["x", "y"], "b": []}
+    assert xm.squad_answers(dataset["data"]) == {"a": ["x", "y"], "b": []}
+    with pytest.raises(xm.XtremeScoringError, match="SQuAD-format"):
+        xm.squad_answers({"data": [{"no_paragraphs": []}]})
 
 
 def test_mlqa_normalisation_per_language() -> None:
-    assert xr.normalize_mlqa_answer("La Casa Blanca", "es") == "casa blanca"
-    assert xr.normalize_squad_answer("La Casa Blanca") == "la casa blanca"  # no es articles
-    assert xr.normalize_mlqa_answer("Der Rhein", "de") == "rhein"
-    assert xr.normalize_mlqa_answer("những ngôi nhà", "vi") == "ngôi nhà"
-    assert xr.normalize_mlqa_answer("الكتاب", "ar") == "كتاب"
-    assert xr.normalize_mlqa_answer("भारत।", "hi") == "भारत"
-    assert xr.normalize_squad_answer("भारत।") == "भारत।"  # the danda is not ASCII punctuation
-    assert xr.normalize_mlqa_answer("«Paris»", "en") == "paris"  # unicode quotes are removed
-    assert xr.normalize_mlqa_answer("北京大学 in 2008年", "zh") == "北 京 大 学 in 2008 年"
+    assert xm.normalize_mlqa_answer("La Casa Blanca", "es") == "casa blanca"
+    assert xm.normalize_squad_answer("La Casa Blanca") == "la casa blanca"  # no es articles
+    assert xm.normalize_mlqa_answer("Der Rhein", "de") == "rhein"
+    assert xm.normalize_mlqa_answer("những ngôi nhà", "vi") == "ngôi nhà"
+    assert xm.normalize_mlqa_answer("الكتاب", "ar") == "كتاب"
+    assert xm.normalize_mlqa_answer("भारत।", "hi") == "भारत"
+    assert xm.normalize_squad_answer("भारत।") == "भारत।"  # the danda is not ASCII punctuation
+    assert xm.normalize_mlqa_answer("«Paris»", "en") == "paris"  # unicode quotes are removed
+    assert xm.normalize_mlqa_answer("北京大学 in 2008年", "zh") == "北 京 大 学 in 2008 年"
     # Spanish article: EM 1 under MLQA rules, EM 0 / F1 0.8 under SQuAD rules
     # ("la casa blanca" 3 tokens vs "casa blanca" 2: P 1, R 2/3, F1 0.8).
     gold, pred = {"q": ["la casa blanca"]}, {"q": "casa blanca"}
-    assert xr.mlqa_f1_em(gold, pred, "es") == {"f1": 1.0, "exact_match": 1.0}
-    squad = xr.squad_f1_em(gold, pred)
+    assert xm.mlqa_f1_em(gold, pred, "es") == {"f1": 1.0, "exact_match": 1.0}
+    squad = xm.squad_f1_em(gold, pred)
     assert squad["exact_match"] == 0.0 and squad["f1"] == pytest.approx(0.8, **APPROX)
     # Chinese: character tokens. "北京" vs "北京大学": P 2/2, R 2/4 -> F1 2/3; as whole
     # strings (SQuAD rules) the two share no token -> F1 0.
-    zh = xr.mlqa_f1_em({"q": ["北京大学"]}, {"q": "北京"}, "zh")
+    zh = xm.mlqa_f1_em({"q": ["北京大学"]}, {"q": "北京"}, "zh")
     assert zh["exact_match"] == 0.0 and zh["f1"] == pytest.approx(0.6666666666666666, **APPROX)
-    assert xr.squad_f1_em({"q": ["北京大学"]}, {"q": "北京"})["f1"] == 0.0
+    assert xm.squad_f1_em({"q": ["北京大学"]}, {"q": "北京"})["f1"] == 0.0
     for lang in MLQA_GOLD:
         expected_em = 0.5 if lang in ("en", "zh") else 1.0
         expected_f1 = 0.8333333333333334 if lang in ("en", "zh") else 1.0  # 5/6 or 1
-        got = xr.mlqa_f1_em(MLQA_GOLD[lang], MLQA_PRED[lang], lang)
+        got = xm.mlqa_f1_em(MLQA_GOLD[lang], MLQA_PRED[lang], lang)
         assert got["exact_match"] == pytest.approx(expected_em, **APPROX), lang
         assert got["f1"] == pytest.approx(expected_f1, **APPROX), lang
-    with pytest.raises(xr.XtremeScoringError, match="no rules for language 'fr'"):
-        xr.mlqa_f1_em(gold, pred, "fr")
+    with pytest.raises(xm.XtremeScoringError, match="no rules for language 'fr'"):
+        xm.mlqa_f1_em(gold, pred, "fr")
 
 
 def test_map_at_k_duplicates_cutoff_and_ties() -> None:
     gold = [LAREQA_GOLD["q1"], LAREQA_GOLD["q2"]]
     ranked = [LAREQA_PRED["q1"], LAREQA_PRED["q2"]]
-    assert xr.map_at_k(gold, ranked) == pytest.approx(LAREQA_MAP, **APPROX)  # 7/12
-    assert xr.map_at_k([["Q9"]], [MEWSLIX_PRED["m3"]], k=20) == 0.0  # gold at rank 21
-    assert xr.map_at_k([["Q9"]], [MEWSLIX_PRED["m3"]], k=21) == pytest.approx(1 / 21, **APPROX)
+    assert xm.map_at_k(gold, ranked) == pytest.approx(LAREQA_MAP, **APPROX)  # 7/12
+    assert xm.map_at_k([["Q9"]], [MEWSLIX_PRED["m3"]], k=20) == 0.0  # gold at rank 21
+    assert xm.map_at_k([["Q9"]], [MEWSLIX_PRED["m3"]], k=21) == pytest.approx(1 / 21, **APPROX)
     # 25 relevant candidates, all 20 retrieved ones relevant: divisor min(25, 20) -> 1.0
     many = [f"c{i}" for i in range(25)]
-    assert xr.map_at_k([many], [many[:20]]) == 1.0
+    assert xm.map_at_k([many], [many[:20]]) == 1.0
     # Ties: candidates with equal scores keep their input order (earlier ranks higher).
-    ranking = xr.rank_by_score({"wrong": 0.9, "right": 0.9, "low": 0.1})
+    ranking = xm.rank_by_score({"wrong": 0.9, "right": 0.9, "low": 0.1})
     assert ranking == ["wrong", "right", "low"]
-    assert xr.map_at_k([["right"]], [ranking]) == 0.5          # right at rank 2 -> 1/2
-    ranking = xr.rank_by_score([("right", 0.9), ("wrong", 0.9), ("low", 0.1)])
-    assert xr.map_at_k([["right"]], [ranking]) == 1.0          # listed first -> rank 1
-    with pytest.raises(xr.XtremeScoringError, match="at least one relevant"):
-        xr.map_at_k([[]], [["x"]])
+    assert xm.map_at_k([["right"]], [ranking]) == 0.5          # right at rank 2 -> 1/2
+    ranking = xm.rank_by_score([("right", 0.9), ("wrong", 0.9), ("low", 0.1)])
+    assert xm.map_at_k([["right"]], [ranking]) == 1.0          # listed first -> rank 1
+    with pytest.raises(xm.XtremeScoringError, match="at least one relevant"):
+        xm.map_at_k([[]], [["x"]])
 
 
 def test_bucc_f1() -> None:
     gold = BUCC_GOLD.strip().split("\n")
     pred = [("de-1", "en-1"), ("de-2", "en-9"), ("de-3", "en-3")]
-    scores = xr.bucc_f1(gold, pred)
+    scores = xm.bucc_f1(gold, pred)
     assert scores["precision"] == pytest.approx(0.6666666666666666, **APPROX)  # 2/3
     assert scores["recall"] == 0.5                                               # 2/4
     assert scores["f1"] == pytest.approx(BUCC_F1, **APPROX)                      # 4/7
-    assert xr.bucc_f1(gold, [("de-1", "en-2")]) == {"f1": 0.0, "precision": 0.0, "recall": 0.0}
+    assert xm.bucc_f1(gold, [("de-1", "en-2")]) == {"f1": 0.0, "precision": 0.0, "recall": 0.0}
 
 
 # --------------------------------------------------------------------------------------
@@ -408,39 +476,39 @@ def test_bucc_f1() -> None:
 
 def test_writers_produce_official_layout(tmp_path: Path) -> None:
     root = tmp_path / "out"
-    path = xr.write_predictions(root, "panx", "de", [["B-PER", "O", "O", "B-LOC"],
+    path = xf.write_predictions(root, "panx", "de", [["B-PER", "O", "O", "B-LOC"],
                                                      ["B-ORG", "I-ORG", "I-ORG", "O"],
                                                      ["B-MISC", "O"]])
     assert path == root / "panx" / "test-de.tsv"
     assert path.read_text(encoding="utf-8") == NER_PRED
-    gold_path = xr.write_labels(root, "panx", "de", [["B-PER", "I-PER", "O", "B-LOC"],
+    gold_path = xf.write_labels(root, "panx", "de", [["B-PER", "I-PER", "O", "B-LOC"],
                                                      ["B-ORG", "I-ORG", "I-ORG", "O"], ["O", "O"]])
     assert gold_path == path and gold_path.read_text(encoding="utf-8") == NER_GOLD
-    assert xr.write_labels(root, "xnli", "ar", ["entailment", "neutral", "contradiction",
+    assert xf.write_labels(root, "xnli", "ar", ["entailment", "neutral", "contradiction",
                                                  "neutral"]).read_text() == XNLI_GOLD
-    assert xr.write_predictions(root, "xcopa", "et", [0, 1, 0]).read_text() == XCOPA_PRED
-    assert xr.write_predictions(root, "tatoeba", "af", [3, 1, 0, 0, 9]).read_text() == TATOEBA_PRED
-    assert xr.write_predictions(root, "bucc2018", "de", [("de-1", "en-1"), ("de-2", "en-9"),
+    assert xf.write_predictions(root, "xcopa", "et", [0, 1, 0]).read_text() == XCOPA_PRED
+    assert xf.write_predictions(root, "tatoeba", "af", [3, 1, 0, 0, 9]).read_text() == TATOEBA_PRED
+    assert xf.write_predictions(root, "bucc2018", "de", [("de-1", "en-1"), ("de-2", "en-9"),
                                                          ("de-3", "en-3")]).read_text() == BUCC_PRED
-    qa = xr.write_predictions(root, "mlqa", "zh", MLQA_PRED["zh"])
+    qa = xf.write_predictions(root, "mlqa", "zh", MLQA_PRED["zh"])
     assert qa.name == "test-zh.json"
     assert json.loads(qa.read_text(encoding="utf-8")) == MLQA_PRED["zh"]
-    squad = xr.write_labels(root, "mlqa", "zh", MLQA_GOLD["zh"])
-    assert xr.squad_answers(json.loads(squad.read_text(encoding="utf-8"))) == MLQA_GOLD["zh"]
-    ranked = xr.write_predictions(root, "mewslix", "ar", MEWSLIX_PRED)
+    squad = xf.write_labels(root, "mlqa", "zh", MLQA_GOLD["zh"])
+    assert xm.squad_answers(json.loads(squad.read_text(encoding="utf-8"))) == MLQA_GOLD["zh"]
+    ranked = xf.write_predictions(root, "mewslix", "ar", MEWSLIX_PRED)
     assert json.loads(ranked.read_text()) == MEWSLIX_PRED
     assert sorted(p.name for p in (root / "panx").iterdir()) == ["test-de.tsv"]  # no temp files
-    with pytest.raises(xr.XtremeScoringError, match="unknown task 'nope'"):
-        xr.write_predictions(root, "nope", "en", [])
-    with pytest.raises(xr.XtremeScoringError, match="sentence 2 has no tags"):
-        xr.write_predictions(root, "udpos", "en", [["NOUN"], []])
+    with pytest.raises(xm.XtremeScoringError, match="unknown task 'nope'"):
+        xf.write_predictions(root, "nope", "en", [])
+    with pytest.raises(xm.XtremeScoringError, match="sentence 2 has no tags"):
+        xf.write_predictions(root, "udpos", "en", [["NOUN"], []])
 
 
 def test_written_files_score_like_literal_ones(tmp_path: Path) -> None:
     pred, gold = tmp_path / "p", tmp_path / "g"
     for lang in task_languages("xtreme-r", "mewslix"):
-        xr.write_predictions(pred, "mewslix", lang, MEWSLIX_PRED)
-        xr.write_labels(gold, "mewslix", lang, MEWSLIX_GOLD)
+        xf.write_predictions(pred, "mewslix", lang, MEWSLIX_PRED)
+        xf.write_labels(gold, "mewslix", lang, MEWSLIX_GOLD)
     report = xr.score(pred, gold, "xtreme-r", tasks=["mewslix"])
     assert report["tasks"]["mewslix"]["avg_map@20"] == pytest.approx(MEWSLIX_MAP, **APPROX)
 
@@ -572,13 +640,13 @@ def test_missing_language_file_names_the_path(tmp_path: Path) -> None:
     write_task(pred, gold, "xtreme-r", "xcopa")
     missing = pred / "xcopa" / "test-ht.jsonl"
     missing.unlink()
-    with pytest.raises(xr.XtremeScoringError, match="missing prediction file") as info:
+    with pytest.raises(xm.XtremeScoringError, match="missing prediction file") as info:
         xr.score(pred, gold, "xtreme-r", tasks=["xcopa"])
     assert str(missing) in str(info.value)
     missing_gold = gold / "xcopa" / "test-qu.jsonl"
     missing_gold.unlink()
     put(pred, "xcopa", "ht", "jsonl", XCOPA_PRED)
-    with pytest.raises(xr.XtremeScoringError, match="missing label file") as info:
+    with pytest.raises(xm.XtremeScoringError, match="missing label file") as info:
         xr.score(pred, gold, "xtreme-r", tasks=["xcopa"])
     assert str(missing_gold) in str(info.value)
 
@@ -587,7 +655,7 @@ def test_count_mismatch_names_both_files_and_counts(tmp_path: Path) -> None:
     pred, gold = tmp_path / "p", tmp_path / "g"
     write_task(pred, gold, "xtreme-r", "xnli")
     short = put(pred, "xnli", "de", "tsv", "entailment\nneutral\nneutral\n")
-    with pytest.raises(xr.XtremeScoringError) as info:
+    with pytest.raises(xm.XtremeScoringError) as info:
         xr.score(pred, gold, "xtreme-r", tasks=["xnli"])
     message = str(info.value)
     assert str(short) in message and str(gold / "xnli" / "test-de.tsv") in message
@@ -598,33 +666,33 @@ def test_count_mismatch_in_tagging_and_qa(tmp_path: Path) -> None:
     pred, gold = tmp_path / "p", tmp_path / "g"
     write_task(pred, gold, "xtreme-r", "udpos")
     put(pred, "udpos", "en", "tsv", "DET\nNOUN\n")
-    with pytest.raises(xr.XtremeScoringError, match=r"sentence 1 has 2 tags in .*test-en\.tsv"):
+    with pytest.raises(xm.XtremeScoringError, match=r"sentence 1 has 2 tags in .*test-en\.tsv"):
         xr.score(pred, gold, "xtreme-r", tasks=["udpos"])
     write_task(pred, gold, "xtreme-r", "udpos")
     put(pred, "udpos", "en", "tsv", POS_PRED + "\n" + POS_PRED)
-    with pytest.raises(xr.XtremeScoringError, match="has 2 sentences but .* has 1"):
+    with pytest.raises(xm.XtremeScoringError, match="has 2 sentences but .* has 1"):
         xr.score(pred, gold, "xtreme-r", tasks=["udpos"])
 
     write_task(pred, gold, "xtreme-r", "tydiqa")
     put(pred, "tydiqa", "sw", "json", json.dumps({"q1": "x"}))
-    with pytest.raises(xr.XtremeScoringError, match="has 1 questions but .* has 5"):
+    with pytest.raises(xm.XtremeScoringError, match="has 1 questions but .* has 5"):
         xr.score(pred, gold, "xtreme-r", tasks=["tydiqa"])
     renamed = dict(SQUAD_PRED)
     renamed["other"] = renamed.pop("q3")
     put(pred, "tydiqa", "sw", "json", json.dumps(renamed))
-    with pytest.raises(xr.XtremeScoringError, match="1 gold ids have no prediction .*'q3'"):
+    with pytest.raises(xm.XtremeScoringError, match="1 gold ids have no prediction .*'q3'"):
         xr.score(pred, gold, "xtreme-r", tasks=["tydiqa"])
 
 
 def test_unknown_task_and_version_list_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(xr.XtremeScoringError, match="known versions: xtreme, xtreme-r"):
+    with pytest.raises(xm.XtremeScoringError, match="known versions: xtreme, xtreme-r"):
         xr.score(tmp_path, tmp_path, "xtreme-x")
-    with pytest.raises(xr.XtremeScoringError) as info:
+    with pytest.raises(xm.XtremeScoringError) as info:
         xr.score(tmp_path, tmp_path, "xtreme-r", tasks=["xnli", "sst2"])
     assert "unknown task 'sst2'" in str(info.value)
     known = "xnli, xcopa, udpos, panx, xquad, mlqa, tydiqa, tatoeba, mewslix, lareqa"
     assert known in str(info.value)
-    with pytest.raises(xr.XtremeScoringError,
+    with pytest.raises(xm.XtremeScoringError,
                        match=r"'pawsx' for xtreme-r \(it belongs to xtreme\)"):
         xr.score(tmp_path, tmp_path, "xtreme-r", tasks=["pawsx"])
 
@@ -633,44 +701,44 @@ def test_malformed_json_names_the_file(tmp_path: Path) -> None:
     pred, gold = tmp_path / "p", tmp_path / "g"
     write_task(pred, gold, "xtreme-r", "mewslix")
     broken = put(pred, "mewslix", "ja", "json", '{"m1": ["Q1",')
-    with pytest.raises(xr.XtremeScoringError, match="malformed JSON in") as info:
+    with pytest.raises(xm.XtremeScoringError, match="malformed JSON in") as info:
         xr.score(pred, gold, "xtreme-r", tasks=["mewslix"])
     assert str(broken) in str(info.value)
 
     write_task(pred, gold, "xtreme-r", "xcopa")
     bad_line = put(pred, "xcopa", "qu", "jsonl", '{"label": 0}\n{"label": 1\n{"label": 0}\n')
-    with pytest.raises(xr.XtremeScoringError, match="line 2") as info:
+    with pytest.raises(xm.XtremeScoringError, match="line 2") as info:
         xr.score(pred, gold, "xtreme-r", tasks=["xcopa"])
     assert str(bad_line) in str(info.value)
 
     write_task(pred, gold, "xtreme-r", "mlqa")
     put(pred, "mlqa", "vi", "json", json.dumps(["not", "a", "dict"]))
-    with pytest.raises(xr.XtremeScoringError, match="expected a JSON object mapping question id"):
+    with pytest.raises(xm.XtremeScoringError, match="expected a JSON object mapping question id"):
         xr.score(pred, gold, "xtreme-r", tasks=["mlqa"])
 
 
 def test_other_bad_inputs(tmp_path: Path) -> None:
     pred, gold = tmp_path / "p", tmp_path / "g"
-    with pytest.raises(xr.XtremeScoringError, match="predictions folder does not exist"):
+    with pytest.raises(xm.XtremeScoringError, match="predictions folder does not exist"):
         xr.score(pred, gold, "xtreme-r")
     write_task(pred, gold, "xtreme-r", "mewslix")
     # Labels folder lacks a task the predictions have.
     write_task(pred, tmp_path / "elsewhere", "xtreme-r", "lareqa")
-    with pytest.raises(xr.XtremeScoringError, match="no folder .*g/lareqa"):
+    with pytest.raises(xm.XtremeScoringError, match="no folder .*g/lareqa"):
         xr.score(pred, gold, "xtreme-r")
     # Mewsli-X gold must be a single entity.
     put(gold, "mewslix", "de", "json", json.dumps({"m1": ["Q1", "Q2"], "m2": ["Q5"], "m3": ["Q9"]}))
-    with pytest.raises(xr.XtremeScoringError, match="exactly one gold entity"):
+    with pytest.raises(xm.XtremeScoringError, match="exactly one gold entity"):
         xr.score(pred, gold, "xtreme-r", tasks=["mewslix"])
     # Nothing to score at all.
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(xr.XtremeScoringError, match="no task of xtreme-r found"):
+    with pytest.raises(xm.XtremeScoringError, match="no task of xtreme-r found"):
         xr.score(empty, gold, "xtreme-r")
     # A blank line inside a one-label-per-line file.
     write_task(pred, gold, "xtreme-r", "tatoeba")
     put(pred, "tatoeba", "az", "tsv", "3\n\n4\n0\n2\n")
-    with pytest.raises(xr.XtremeScoringError, match="test-az.tsv, line 2: blank line"):
+    with pytest.raises(xm.XtremeScoringError, match="test-az.tsv, line 2: blank line"):
         xr.score(pred, gold, "xtreme-r", tasks=["tatoeba"])
 
 

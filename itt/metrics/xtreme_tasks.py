@@ -15,7 +15,7 @@ Two places where this registry fills a gap of the official ``evaluate.py``:
 
 * LAReQA: the official scorer lists it with no languages (``'lareqa': []``) and scores it
   with a separate script; here it has the 11 XQuAD-R languages and a file format of the
-  same shape as Mewsli-X (see :mod:`itt.metrics.xtreme_r`).
+  same shape as Mewsli-X (see :mod:`itt.metrics.xtreme_files`).
 * Groups: the official XTREME-R ``GROUP2TASK`` leaves LAReQA out of ``retrieval`` (it
   scores only Tatoeba and Mewsli-X there) and adds a one-task ``multi_choice`` group for
   XCOPA, which is also under ``classification``; here the groups are the paper's four
@@ -289,15 +289,6 @@ def get_version(name: str) -> BenchmarkVersion:
     except KeyError:
         raise KeyError(f"unknown XTREME version {name!r}; known versions: "
                        f"{', '.join(VERSIONS)}") from None
-
-
-def get_task(name: str) -> XtremeTask:
-    """The task called ``name``; ``KeyError`` naming the known tasks otherwise."""
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise KeyError(f"unknown XTREME task {name!r}; known tasks: "
-                       f"{', '.join(sorted(TASKS))}") from None
 
 
 def task_languages(version: str, task: str) -> Tuple[str, ...]:

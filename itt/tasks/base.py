@@ -74,7 +74,7 @@ class TaskType:
 
         task = xtreme_task(card)
         if task is not None:
-            from itt.metrics.xtreme_r import write_predictions
+            from itt.metrics.xtreme_files import write_predictions
 
             write_predictions(out_dir, task, lang, preds)
             self.export_labels(split, card, lang, labels_dir(out_dir))
@@ -90,7 +90,7 @@ class TaskType:
         labels = getattr(split, "labels", None)
         if task is None or labels is None or not card.labels:
             return
-        from itt.metrics.xtreme_r import write_labels
+        from itt.metrics.xtreme_files import write_labels
 
         write_labels(out_dir, task, lang, [card.labels[int(x)] for x in labels])
 

@@ -324,7 +324,7 @@ def labels_dir(out_dir: Path) -> Path:
 
 def write_xtreme(out_dir: Path, task: str, lang: str, preds: Any, gold: Any) -> None:
     """One language's predictions in the XTREME layout and its gold labels next to them."""
-    from itt.metrics.xtreme_r import write_labels, write_predictions
+    from itt.metrics.xtreme_files import write_labels, write_predictions
 
     write_predictions(out_dir, task, lang, preds)
     write_labels(labels_dir(out_dir), task, lang, gold)

@@ -200,7 +200,7 @@ class MultipleChoice(TaskType):
 
     # ---------------------------------------------------------------- scoring
     def score(self, preds: list[Any], split: Any, card: Any) -> dict[str, float]:
-        from itt.metrics.xtreme_r import accuracy
+        from itt.metrics.xtreme_metrics import accuracy
 
         return {"accuracy": accuracy([int(x) for x in split.labels], [int(p) for p in preds])}
 
@@ -214,7 +214,7 @@ class MultipleChoice(TaskType):
         return source.type == target.type == "multiple_choice"
 
     def export_labels(self, split: Any, card: Any, lang: str, out_dir: Path) -> None:
-        from itt.metrics.xtreme_r import write_labels
+        from itt.metrics.xtreme_files import write_labels
 
         task = xtreme_task(card)
         if task is not None:

@@ -5,7 +5,7 @@ the mean of one encoder layer's hidden states over its real tokens (card field
 ``retrieval_layer``: an index into the hidden states, 0 = embeddings, negative from the
 top, or ``middle`` = ``n_layers // 2 + 1``, XTREME's layer 7 for 12-layer encoders; the
 default), candidates are ranked by cosine similarity, and ties keep the candidates' input
-order, exactly as :func:`itt.metrics.xtreme_r.rank_by_score` does. With an intermediate
+order, exactly as :func:`itt.metrics.xtreme_metrics.rank_by_score` does. With an intermediate
 task the stage-1 encoder is what gets scored, which is the ITT effect on retrieval.
 
 Normal form: one row per text, ``role`` (query | candidate), ``id``, ``text`` and, for
@@ -62,7 +62,7 @@ def cosine_scores(queries: np.ndarray, candidates: np.ndarray, chunk: int = 4096
 def top_k_stable(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` best scores, best first; equal scores keep input order.
 
-    The same order as sorting all candidates with :func:`itt.metrics.xtreme_r.rank_by_score`
+    The same order as sorting all candidates with :func:`itt.metrics.xtreme_metrics.rank_by_score`
     and keeping the first ``k``, without sorting a million-candidate pool."""
     scores = np.asarray(scores)
     n = len(scores)
@@ -106,7 +106,7 @@ def mined_pairs(r: Rankings, threshold: float | None) -> list[tuple[str, str]]:
 
 
 def retrieval_metrics(r: Rankings, metrics: Sequence[str], threshold: float | None = None) -> dict[str, float]:
-    from itt.metrics.xtreme_r import bucc_f1, map_at_k
+    from itt.metrics.xtreme_metrics import bucc_f1, map_at_k
 
     out: dict[str, float] = {}
     if "accuracy" in metrics:

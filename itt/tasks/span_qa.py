@@ -390,7 +390,7 @@ class SpanQA(TaskType):
         return mode
 
     def score(self, preds: list[Any], split: Any, card: Any) -> dict[str, float]:
-        from itt.metrics.xtreme_r import mlqa_f1_em, squad_f1_em
+        from itt.metrics.xtreme_metrics import mlqa_f1_em, squad_f1_em
 
         predicted = self.answers(preds, split, card)
         gold = dict(zip(split.example_ids, split.answers))

@@ -9,7 +9,7 @@ first label; card field ``default_tag``), so every sentence keeps its gold lengt
 score is comparable with the official one. Sentences with truncated words are counted in
 ``truncated``.
 
-Metric: seqeval micro chunk F1 exactly as the official scorer (itt.metrics.xtreme_r), also
+Metric: seqeval micro chunk F1 exactly as the official scorer (itt.metrics.xtreme_metrics), also
 for POS (see that module's docstring). Card columns: ``tokens`` (list of words) and
 ``tags`` (list of label names, indices into ``labels``, or ClassLabel ids of the source).
 """
@@ -240,7 +240,7 @@ class TokenTagging(TaskType):
         return gold, pred
 
     def score(self, preds: list[Any], split: Any, card: Any) -> dict[str, float]:
-        from itt.metrics.xtreme_r import seqeval_prf
+        from itt.metrics.xtreme_metrics import seqeval_prf
 
         gold, pred = self.sentences(preds, split, card)
         out = dict(seqeval_prf(gold, pred))
