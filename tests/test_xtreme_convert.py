@@ -300,7 +300,7 @@ def test_command_line_and_default_out_dir(tmp_path, monkeypatch, capsys):
     table = capsys.readouterr().out
     assert re.search(r"pool\.jsonl +10 rows +written", table) and re.search(r"test-en\.jsonl +3 rows +written", table)
     assert len(_read(tmp_path / "o" / "data" / "xtreme" / "lareqa" / "test-de.jsonl")) == 4
-    assert xc.main(["mewslix", "--source", str(tmp_path / "none"), "--out", str(tmp_path / "m")]) == 1
+    assert xc.main(["mewslix", "--source", str(tmp_path / "none"), "--out", str(tmp_path / "m")]) == 2
     assert "error: mewslix: source file not found" in capsys.readouterr().err
 
 

@@ -79,6 +79,12 @@ class TaskCard:
         tl = self.train_language
         return [tl] if isinstance(tl, str) else list(tl)
 
+    def split_summary(self) -> dict[str, Any]:
+        """The split protocol as result.json records it (:func:`itt.data.splits.summary`)."""
+        from itt.data import splits
+
+        return splits.summary(self.name, self.split)
+
     def summary(self) -> dict[str, Any]:
         """The part of the card that result.json records."""
         return {"name": self.name, "field": self.field, "domain": self.domain, "type": self.type,
@@ -127,13 +133,9 @@ def card_from_config(cfg: DictConfig | dict, role: str) -> TaskCard | None:
     if data["main_metric"] not in data["metrics"]:
         raise ConfigError(f"Task card '{name}': main_metric '{data['main_metric']}' is not in "
                           f"its metrics {data['metrics']}.")
-    split = data["split"]
-    if split.get("protocol", "ratio") not in ("ratio", "given"):
-        raise ConfigError(f"Task card '{name}': split.protocol must be 'ratio' or 'given', "
-                          f"not '{split.get('protocol')}'.")
-    frac = split.get("train_fraction", 0.7)
-    if not 0 < frac < 1:
-        raise ConfigError(f"Task card '{name}': split.train_fraction must be in (0, 1), got {frac}.")
+    from itt.data import splits
+
+    splits.resolve(name, data["split"])  # checks the protocol, fractions and validation_from
     extra = {k: v for k, v in data.items() if k not in _KNOWN}
     known = {k: v for k, v in data.items() if k in _KNOWN}
     if known.get("label_map"):

@@ -1,10 +1,9 @@
 """From a task card to normalised ``datasets`` splits.
 
 Normalised rows hold ``text`` (single text) or ``text_a``/``text_b`` (pairs) and ``label``
-(class index or float). The split protocol is the paper's by default: a seeded 70/30
-train/test split of each language's data, validation carved from the training part. The
-same seed gives the same row indices in every language, so a parallel corpus never leaks a
-translation of a training row into a test set.
+(class index or float). The split protocol is the card's ``split`` block
+(:mod:`itt.data.splits`); by default the paper's seeded 70/30 train/test split of each
+language's data, validation carved from the training part (63/7/30).
 """
 from __future__ import annotations
 
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from itt.data import splits
 from itt.data.cards import TaskCard
 from itt.errors import DataError, HubUnavailableError
 
@@ -172,12 +172,7 @@ def _load_raw(card: TaskCard, lang: str, assets_dir: str | None) -> dict[str, An
 
 
 def _ratio_split(ds: Any, card: TaskCard, seed: int) -> tuple[Any, Any, Any]:
-    n = len(ds)
-    perm = np.random.default_rng(seed).permutation(n)
-    n_train = int(round(n * float(card.split.get("train_fraction", 0.7))))
-    train_idx, test_idx = perm[:n_train], perm[n_train:]
-    n_val = int(round(len(train_idx) * float(card.split.get("validation_fraction", 0.1))))
-    val_idx, train_idx = train_idx[:n_val], train_idx[n_val:]
+    train_idx, val_idx, test_idx = splits.ratio_indices(len(ds), card.name, card.split, seed)
     return ds.select(train_idx), ds.select(val_idx), ds.select(test_idx)
 
 
@@ -270,11 +265,11 @@ def _load_language(card: TaskCard, lang: str, roles: tuple[str, ...], split_seed
         if split_name in raw:
             got[role] = normalise(card, raw[split_name][0], raw[split_name][1])
             wheres[role] = raw[split_name][1]
-    if "train" in got and "validation" not in got and "validation" in roles:
-        n_val = int(round(len(got["train"]) * float(card.split.get("validation_fraction", 0.1))))
-        perm = np.random.default_rng(split_seed).permutation(len(got["train"]))
-        got["validation"] = got["train"].select(perm[:n_val])
-        got["train"] = got["train"].select(perm[n_val:])
+    carve = "validation" not in got or splits.resolve(card.name, card.split)["validation_from"] == "train"
+    if "train" in got and "validation" in roles and carve:
+        val_idx, train_idx = splits.carve_validation(len(got["train"]), card.name, card.split, split_seed)
+        got["validation"] = got["train"].select(val_idx)
+        got["train"] = got["train"].select(train_idx)
         wheres["validation"] = wheres["train"]
     for role in roles:
         if role not in wheres:

@@ -1,9 +1,17 @@
-"""Convert XTREME-R's Mewsli-X and LAReQA files into this project's retrieval rows.
+"""Convert files of XTREME-R's download scripts into the rows the task cards read.
 
 Usage::
 
     python -m itt.data.xtreme_convert mewslix --source download/mewslix [--out DIR]
     python -m itt.data.xtreme_convert lareqa  --source download/lareqa  [--out DIR]
+    python -m itt.data.xtreme_convert tydiqa  --source download/tydiqa  [--out DIR]
+    python -m itt.data.xtreme_convert udpos   --source download/udpos   [--out DIR]
+
+TyDiQA-GoldP and UD-POS have no loadable per-language copy on the hub (the TyDiQA-GoldP
+repository holds a loading script; XTREME-R's UD mix of v2.5 and v2.7 treebanks is not
+published as one dataset), so their cards read what ``bash scripts/download_data.sh`` of
+github.com/google-research/xtreme leaves in ``download/``, converted here (see
+:func:`convert_tydiqa` and :func:`convert_udpos` for the files and rows).
 
 ``--out`` defaults to ``<paths.data_dir>/xtreme/<task>`` of the composed config (by default
 ``outputs/data/xtreme/<task>``; ``$ITT_OUTPUT_DIR`` moves it), which is where
@@ -89,7 +97,7 @@ from typing import Any, Iterator, Sequence
 
 from itt.errors import DataError, ITTError
 
-TASKS = ("mewslix", "lareqa")
+TASKS = ("mewslix", "lareqa", "tydiqa", "udpos")
 MEWSLIX_ENTITIES = "candidate_set_entities.jsonl"
 MEWSLIX_MENTIONS = "wikinews_mentions-{split}.jsonl"
 MEWSLIX_POOL = "candidates.jsonl"
@@ -105,6 +113,15 @@ _WHERE = {
                "unpacks github.com/google-research-datasets/lareqa into download/lareqa/, whose "
                "xquad-r/<lang>.json files are XQuAD-R"),
 }
+
+_WHERE.update({
+    "tydiqa": ("XTREME's `bash scripts/download_data.sh` (github.com/google-research/xtreme, function "
+               "download_tydiqa) writes download/tydiqa/: tydiqa-goldp-v1.1-train/tydiqa.<lang>.train.json "
+               "(split per language by utils_preprocess.py) and tydiqa-goldp-v1.1-dev/"),
+    "udpos": ("XTREME's `bash scripts/download_data.sh` (github.com/google-research/xtreme, function "
+              "download_udpos, then utils_preprocess.py --task udpos) writes download/udpos/"
+              "<split>-<lang>.tsv"),
+})
 
 # XTREME-R baseline's mention markup (third_party/utils_mewslix.py).
 _MARK_L, _MARK_R = "{", "}"
@@ -519,6 +536,148 @@ def convert_lareqa(source: Path, out_dir: Path, languages: Sequence[str] | None 
 
 
 # --------------------------------------------------------------------------------------
+# TyDiQA-GoldP
+# --------------------------------------------------------------------------------------
+
+TYDIQA_TRAIN = "tydiqa-goldp-v1.1-train/tydiqa.{lang}.train.json"
+# The dev (= XTREME's test) file of one language under download/tydiqa/tydiqa-goldp-v1.1-dev:
+# predict_qa.sh reads tydiqa.goldp.<lang>.dev.json, utils_preprocess.py renames the released
+# tydiqa-goldp-dev-<language>.json to tydiqa.<lang>.dev.json; any of the three is read.
+TYDIQA_DEV = ("tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json",
+              "tydiqa-goldp-v1.1-dev/tydiqa.{lang}.dev.json",
+              "tydiqa-goldp-v1.1-dev/tydiqa-goldp-dev-{language}.json")
+TYDIQA_LANGUAGE_NAMES = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish",
+                         "id": "indonesian", "ko": "korean", "ru": "russian", "sw": "swahili",
+                         "te": "telugu"}
+
+
+def _squad_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """Flat span-QA rows ``{id, title, context, question, answers: {text, answer_start}}``
+    of a SQuAD v1.1-format file; an answer whose text is not at ``answer_start`` is an error."""
+    data = _get(_load_json(path), "data", list, str(path))
+    for a, article in enumerate(data):
+        where_a = f"{path}: data[{a}]"
+        for p, par in enumerate(_get(article, "paragraphs", list, where_a)):
+            where_p = f"{where_a}.paragraphs[{p}]"
+            context = _get(par, "context", str, where_p)
+            for q, qa in enumerate(_get(par, "qas", list, where_p)):
+                where_q = f"{where_p}.qas[{q}]"
+                texts, starts = [], []
+                for answer in _get(qa, "answers", list, where_q):
+                    text = _get(answer, "text", str, where_q)
+                    start = _get(answer, "answer_start", int, where_q)
+                    if context[start:start + len(text)] != text:
+                        raise DataError(f"{where_q}: answer {text!r} is not at answer_start {start} of "
+                                        f"its context; the file is not the released TyDiQA-GoldP.")
+                    texts.append(text)
+                    starts.append(start)
+                yield {"id": str(_get(qa, "id", (str, int), where_q)), "title": str(article.get("title", "")),
+                       "context": context, "question": _get(qa, "question", str, where_q),
+                       "answers": {"text": texts, "answer_start": starts}}
+
+
+def convert_tydiqa(source: Path, out_dir: Path, languages: Sequence[str] | None = None,
+                   quiet: bool = False) -> Summary:
+    """TyDiQA-GoldP as XTREME trains and tests it (scripts/train_qa.sh with SRC=tydiqa,
+    scripts/predict_qa.sh): ``train-en.jsonl`` from the English training file and
+    ``test-<lang>.jsonl`` from each language's gold-passage dev file (XTREME's test set).
+    Rows are the span-QA form of the hub's SQuAD (``answers`` = ``{text, answer_start}``)."""
+    langs = list(languages or official_languages("tydiqa"))
+    unknown = [x for x in langs if x not in TYDIQA_LANGUAGE_NAMES]
+    if unknown:
+        raise DataError(f"tydiqa: unknown language(s) {unknown}; TyDiQA-GoldP has "
+                        f"{sorted(TYDIQA_LANGUAGE_NAMES)}.")
+    summary = Summary("tydiqa", out_dir)
+    writer = Writer(out_dir)
+    try:
+        train = _require_file(source / TYDIQA_TRAIN.format(lang="en"), "tydiqa")
+        _progress(f"tydiqa: reading {train}", quiet)
+        out = writer.open("train-en.jsonl")
+        for r in _squad_rows(train):
+            out.write(r)
+        for lang in langs:
+            names = [n.format(lang=lang, language=TYDIQA_LANGUAGE_NAMES[lang]) for n in TYDIQA_DEV]
+            found = [source / n for n in names if (source / n).is_file()]
+            if not found:
+                raise DataError(f"tydiqa: no dev file for '{lang}' under {source} (looked for "
+                                f"{', '.join(names)}). {_WHERE['tydiqa']}; pass download/tydiqa as --source.")
+            _progress(f"tydiqa: reading {found[0]}", quiet)
+            out = writer.open(f"test-{lang}.jsonl")
+            for r in _squad_rows(found[0]):
+                out.write(r)
+            if out.rows == 0:
+                raise DataError(f"tydiqa: {found[0]} holds no questions.")
+        summary.files = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return summary
+
+
+# --------------------------------------------------------------------------------------
+# UD-POS
+# --------------------------------------------------------------------------------------
+
+UDPOS_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
+UDPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON",
+              "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X")
+
+
+def _conll_sentences(path: Path) -> Iterator[tuple[list[str], list[str]]]:
+    """``(tokens, tags)`` per sentence of a ``word<TAB>tag`` file, blank lines between sentences."""
+    tokens: list[str] = []
+    tags: list[str] = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                if tokens:
+                    yield tokens, tags
+                tokens, tags = [], []
+                continue
+            parts = line.split("\t")
+            if len(parts) != 2 or not parts[1]:
+                raise DataError(f"{path}:{lineno}: expected '<word>\\t<UPOS tag>', got {line[:80]!r}")
+            if parts[1] not in UDPOS_TAGS:
+                raise DataError(f"{path}:{lineno}: {parts[1]!r} is not one of the 17 UPOS tags")
+            tokens.append(parts[0])
+            tags.append(parts[1])
+    if tokens:
+        yield tokens, tags
+
+
+def convert_udpos(source: Path, out_dir: Path, languages: Sequence[str] | None = None,
+                  quiet: bool = False) -> Summary:
+    """UD-POS as XTREME-R's download_data.sh and utils_preprocess.py leave it
+    (``<split>-<lang>.tsv``, split = train / dev / test, one ``word<TAB>tag`` per line):
+    ``<train|validation|test>-<lang>.jsonl`` rows ``{"tokens": [...], "pos_tags": [...]}``.
+    Every language needs a test file; train and dev are converted where they exist (XTREME
+    trains on English only). The treebank versions are whatever download_data.sh fetched."""
+    langs = list(languages or official_languages("udpos"))
+    summary = Summary("udpos", out_dir)
+    writer = Writer(out_dir)
+    try:
+        for lang in langs:
+            for split, role in UDPOS_SPLITS.items():
+                path = source / f"{split}-{lang}.tsv"
+                if not path.is_file():
+                    if split == "test" or (split == "train" and lang == "en"):
+                        _require_file(path, "udpos")
+                    continue
+                _progress(f"udpos: reading {path}", quiet)
+                out = writer.open(f"{role}-{lang}.jsonl")
+                for tokens, tags in _conll_sentences(path):
+                    out.write({"tokens": tokens, "pos_tags": tags})
+                if out.rows == 0:
+                    raise DataError(f"udpos: {path} holds no sentences.")
+        summary.files = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return summary
+
+
+# --------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------
 
@@ -534,13 +693,15 @@ def default_out_dir(task: str) -> Path:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m itt.data.xtreme_convert",
-                                description="Convert XTREME-R's Mewsli-X or LAReQA (XQuAD-R) files into "
-                                            "the retrieval rows conf/task/<task>.yaml reads.")
+                                description="Convert the files of XTREME-R's download scripts (Mewsli-X, "
+                                            "LAReQA / XQuAD-R, TyDiQA-GoldP, UD-POS) into the rows "
+                                            "conf/task/<task>.yaml reads.")
     p.add_argument("task", choices=TASKS)
     p.add_argument("--source", required=True, type=Path,
                    help="mewslix: the folder with candidate_set_entities.jsonl and "
                         "wikinews_mentions-test.jsonl (XTREME-R's download/mewslix); lareqa: "
-                        "download/lareqa or its xquad-r folder")
+                        "download/lareqa or its xquad-r folder; tydiqa: download/tydiqa; udpos: "
+                        "download/udpos")
     p.add_argument("--out", type=Path, help="output folder (default: <paths.data_dir>/xtreme/<task>)")
     p.add_argument("--languages", help="comma-separated languages (default: the task's XTREME-R languages)")
     p.add_argument("--split", choices=("test", "dev"), default="test",
@@ -558,12 +719,16 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out if args.out is not None else default_out_dir(args.task)
         if args.task == "mewslix":
             summary = convert_mewslix(args.source, out, langs, split=args.split, quiet=args.quiet)
+        elif args.task == "tydiqa":
+            summary = convert_tydiqa(args.source, out, langs, quiet=args.quiet)
+        elif args.task == "udpos":
+            summary = convert_udpos(args.source, out, langs, quiet=args.quiet)
         else:
             summary = convert_lareqa(args.source, out, langs, candidate_text=args.candidate_text,
                                      quiet=args.quiet)
     except ITTError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(summary.table())
     return 0
 
