@@ -137,6 +137,8 @@ def _load_hub(card: TaskCard, lang: str) -> dict[str, Any]:
                 raise hub_exc from exc
         raise DataError(f"Task '{card.name}': could not load hub dataset '{path}' config "
                         f"'{config}': {exc}") from exc
+    except (ValueError, RuntimeError) as exc:
+        raise hub_load_error(card.name, path, config, card.source.get("revision"), exc) from exc
     wanted = card.source.get("splits")
     if wanted:
         unknown = [w for w in wanted if w not in loaded]
@@ -145,6 +147,28 @@ def _load_hub(card: TaskCard, lang: str) -> dict[str, Any]:
                             f"it has {list(loaded)}. Fix source.splits in conf/task/{card.name}.yaml.")
     names = wanted or list(loaded)
     return {split: (loaded[split], f"{path}/{config or ''}:{split}") for split in names}
+
+
+def hub_load_error(name: str, path: str, config: Any, revision: Any, exc: Exception) -> DataError:
+    """A one-line error, with the fix, for what ``datasets.load_dataset`` says about a hub
+    repository it cannot read: a script-only repository, a config the revision lacks."""
+    where = f"hub dataset '{path}' (revision {revision or 'main'})"
+    text = str(exc)
+    if "scripts are no longer supported" in text:
+        script = text.rsplit("found ", 1)[-1] if "found " in text else "a loading script"
+        return DataError(f"Task '{name}': {where} holds only a loading script ({script}), which "
+                         f"datasets >= 4 does not run. Fix: set source.revision: refs/convert/parquet in "
+                         f"conf/task/{name}.yaml where the hub has a parquet conversion, or convert the "
+                         f"official files (python -m itt.data.xtreme_convert) and read them with "
+                         f"source.kind: local.")
+    if "BuilderConfig" in text and "not found" in text:
+        available = text.split("Available:", 1)[-1].strip() if "Available:" in text else "?"
+        return DataError(f"Task '{name}': {where} has no config '{config}'; it has {available}. A "
+                         f"refs/convert/parquet branch without a README has the single config 'default'. "
+                         f"Fix: set source.config in conf/task/{name}.yaml to one it has, or read "
+                         f"per-language files converted by python -m itt.data.xtreme_convert.")
+    return DataError(f"Task '{name}': could not load {where} config '{config}': "
+                     f"{type(exc).__name__}: {text}")
 
 
 def _load_source(card: TaskCard, lang: str, assets_dir: str | None) -> dict[str, Any]:
