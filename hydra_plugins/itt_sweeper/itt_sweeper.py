@@ -12,7 +12,10 @@ reuse an intermediate model. Parallel workers then train different stage-1 model
 same time instead of one waiting on another's lock; ``order=grid`` keeps Hydra's order.
 
 Before launching, ``plan.json`` at the sweep root lists every cell (docs/schemas.md) so that
-``python -m itt.status`` and the report can name the missing ones. With ``run.dry_run=true``
+``python -m itt.status`` and the report can name the missing ones. Cells whose directory
+holds a result.json of their exact config (``run.skip_existing``, the check each cell makes
+itself) are then left out, whatever the launcher, and the log says how many: rerunning a
+finished sweep launches nothing, and on SLURM submits no job. With ``run.dry_run=true``
 the sweeper lists the cells, each with its directory and state, and launches nothing: no
 job config is composed, no model loaded.
 
@@ -23,7 +26,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
@@ -184,6 +187,23 @@ class ITTSweeper(BasicSweeper):
         cell["overrides"] = list(job)
         return cell
 
+    def _check_cells(self, jobs: List[List[str]]) -> None:
+        """Compose every distinct cell config (seeds aside) and check it against the schema
+        (itt/schema.py) before anything is launched: a mistyped key or a bad value in any card
+        of the grid stops the sweep with one line, not one failed cell in ten."""
+        from itt.config import to_dict
+        from itt.schema import check_ranges
+
+        assert self.hydra_context is not None and self.config is not None
+        seen = set()
+        for job in jobs:
+            key = tuple(sorted(o for o in job if not o.lstrip("+~").startswith("seed=")))
+            if key in seen:
+                continue
+            seen.add(key)
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
+            check_ranges(to_dict(cfg), dict(cfg.hydra.runtime.choices))
+
     # ------------------------------------------------------------------ sweep
     def sweep(self, arguments: List[str]) -> Any:
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
@@ -198,6 +218,7 @@ class ITTSweeper(BasicSweeper):
                      "field left out; hydra.sweeper.pairing=all keeps them)", len(jobs), len(every) - len(jobs))
         if not jobs:
             raise HydraException("The sweep has no cells left after pairing intermediate tasks with targets.")
+        self._check_cells(jobs)
         describe = self.cell if self._exact_names(jobs) else self._composed_cell
         cells = [describe(job) for job in jobs]
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -214,9 +235,11 @@ class ITTSweeper(BasicSweeper):
                                 pairing=self.pairing)
         log.info("Sweep of %d cells into %s (plan.json: %d cells, %d new)", len(cells), sweep_dir, total, new)
 
+        if OmegaConf.select(self.config, "run.skip_existing", default=True):
+            jobs, cells = self._unfinished(jobs, cells, sweep_dir)
         if self.order == "stage1_first":
             jobs = stage1_first(jobs, cells)
-        size = self.max_batch_size or len(jobs)
+        size = self.max_batch_size or len(jobs) or 1
         self.overrides = [jobs[i:i + size] for i in range(0, len(jobs), size)]
         returns: List[Any] = []
         crashed: List[str] = []
@@ -238,6 +261,38 @@ class ITTSweeper(BasicSweeper):
             raise HydraException(f"{len(crashed)} job(s) did not complete (see the log above); "
                                  "rerunning the sweep retries them and skips finished cells")
         return returns
+
+    def finished(self, job: Sequence[str], cell: Dict[str, Any], sweep_dir: Path) -> bool:
+        """Whether the cell's directory holds a result.json of exactly this cell's config
+        (the check the cell itself makes before running: ``run.skip_existing``)."""
+        if cell.get("dir") and not (sweep_dir / cell["dir"] / "result.json").exists():
+            return False  # the common case, without composing the cell's config
+        assert self.hydra_context is not None and self.config is not None
+        try:
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
+            run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+            if not (run_dir / "result.json").exists():
+                return False
+            from itt.cell import apply_card_settings, config_hash, existing_result
+            from itt.config import to_dict
+
+            data = to_dict(cfg)
+            if not data["run"].get("skip_existing", True):
+                return False
+            return existing_result(run_dir, config_hash(apply_card_settings(data))) is not None
+        except Exception as exc:  # noqa: BLE001 - the cell reports its own error when it runs
+            log.debug("Cell %s: not known to be finished (%s)", " ".join(job), exc)
+            return False
+
+    def _unfinished(self, jobs: List[List[str]], cells: List[Dict[str, Any]],
+                    sweep_dir: Path) -> Tuple[List[List[str]], List[Dict[str, Any]]]:
+        """The jobs (and their cells) left after leaving out finished cells; says how many."""
+        keep = [not self.finished(job, cell, sweep_dir) for job, cell in zip(jobs, cells)]
+        skipped = keep.count(False)
+        if skipped:
+            log.info("%d of %d cells already finished with this config (result.json): not launched; "
+                     "%d to launch", skipped, len(jobs), len(jobs) - skipped)
+        return [j for j, k in zip(jobs, keep) if k], [c for c, k in zip(cells, keep) if k]
 
     def _summary(self, sweep_dir: Path, seconds: float) -> None:
         from itt.status import sweep_status
