@@ -2,14 +2,23 @@
 
 Command line::
 
-    python -m itt.report [RUN_DIRS ...] [--out outputs/report] [--metric main]
-                         [--test ttest|wilcoxon|bootstrap] [--alpha 0.05] [--wandb]
+    python -m itt.report [RUN_DIRS ...] [--out DIR] [--metric main]
+                         [--test hierarchical|ttest] [--correction holm|bh|none]
+                         [--alpha 0.05] [--wandb]
 
 RUN_DIRS default to ``outputs/multirun`` and ``outputs/runs`` (those that exist). The
-report directory receives ``report.md``, ``report.tex``, ``cells.csv`` (tidy, one row per
-cell × language × metric), ``summary.csv`` (the main table, numeric), further CSVs and
-``figures/*.png``. Exit status 0 when at least one result was read (failed and missing
-cells are listed, not fatal), 2 when there is nothing to report on.
+report directory (default ``outputs/report/<name>``: the experiment when the results hold
+one, else the one RUN_DIR's name, else ``all``) receives ``report.md``, ``report.tex``,
+``cells.csv`` (tidy, one row per cell × language × metric), ``summary.csv`` (the main
+table, numeric), further CSVs and ``figures/*.png``; figures of an earlier report there
+that this one does not draw are removed. Exit status 0 when at least one result was read
+(failed and missing cells are listed, not fatal), 2 when there is nothing to report on.
+
+Statistics (:mod:`itt.reporting.stats`): the gain's 95% CI and p-value come from a
+hierarchical paired bootstrap over seeds and test examples where every paired cell wrote
+examples.json, else from a paired t-test over seeds; p-values are corrected over the main
+table (Holm by default), and a gain is ``helps`` / ``hurts`` when the corrected p < alpha,
+``undecided`` otherwise.
 
 Library API (pure functions on the one-row-per-cell frame, used by the notebook):
 :func:`load_results`, :func:`load_failures`, :func:`paper_table`, :func:`gain_table`,
@@ -38,9 +47,11 @@ from itt.reporting.load import (
 )
 from itt.reporting.plots import plot_gain_heatmap, plot_per_language
 from itt.reporting.render import latex_document, paper_latex, paper_markdown, to_latex, to_markdown
-from itt.reporting.stats import TESTS
+from itt.reporting.stats import BOOTSTRAP_TEST, CORRECTIONS, RESAMPLES, SEED_TEST
 from itt.reporting.tables import (
+    REPORT_TESTS,
     cells_long,
+    design_table,
     cross_lingual_targets,
     domain_comparison,
     failure_lines,
@@ -64,12 +75,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_OUT = "outputs/report"
+DEFAULT_OUT = "outputs/report"   # the parent: the report goes to <DEFAULT_OUT>/<name>
 PathLike = str | os.PathLike
 Dirs = PathLike | Iterable[PathLike] | None
 
-TEST_NAMES = {"ttest": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test",
-              "bootstrap": "paired bootstrap test"}
+CORRECTION_NAMES = {"holm": "Holm's step-down correction", "bh": "Benjamini–Hochberg correction",
+                    "none": "no correction"}
+FIGURE_PATTERNS = ("gain_heatmap.png", "per_language_*.png")   # what build_report draws
 
 
 # --------------------------------------------------------------------------- library API
@@ -130,14 +142,69 @@ def _check_inputs(result: Scan, roots: list[Path]) -> None:
     raise ReportInputError(f"no result.json found under {where} (searched recursively)")
 
 
-def build_report(dirs: Dirs = None, out_dir: PathLike = DEFAULT_OUT, metric: str = "main",
-                 test: str = "ttest", alpha: float = 0.05, wandb: bool = False) -> Report:
-    """Read every result under ``dirs`` and write the report files into ``out_dir``.
+def default_out_dir(results: pd.DataFrame, roots: Sequence[PathLike],
+                    parent: PathLike = DEFAULT_OUT) -> Path:
+    """``<parent>/<experiment>`` when the results hold one experiment, else
+    ``<parent>/<name of the one input directory>``, else ``<parent>/all``."""
+    experiments = sorted(set(results["experiment"])) if len(results) else []
+    if len(experiments) == 1:
+        name = experiments[0]
+    elif len(roots) == 1:
+        name = Path(roots[0]).resolve().name
+    else:
+        name = "all"
+    return Path(parent) / _safe_name(name)
+
+
+def _clear_stale_figures(fig_dir: Path, keep: Iterable[Path]) -> list[Path]:
+    """Remove figures this report draws (by name pattern) that the current run did not."""
+    keep = {Path(p).resolve() for p in keep}
+    removed = []
+    for pattern in FIGURE_PATTERNS:
+        for path in fig_dir.glob(pattern):
+            if path.resolve() not in keep:
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _statistics_text(df: pd.DataFrame, summary: pd.DataFrame, test: str, correction: str,
+                     alpha: float) -> str:
+    tested = summary[summary["intermediate"].map(lambda i: isinstance(i, str))]
+    n_tests = int(tested["p_value"].notna().sum())
+    by_examples = int((tested["test"] == BOOTSTRAP_TEST).sum())
+    by_seeds = int((tested["test"] == SEED_TEST).sum())
+    seeds = ", ".join(str(int(s)) for s in sorted(df["seed"].unique()))
+    method = []
+    if by_examples:
+        method.append(f"{by_examples} by a hierarchical paired bootstrap ({RESAMPLES:,} resamples: "
+                      "seeds drawn with replacement, then each seed's test examples, the same "
+                      "rows with and without ITT; the main metric recomputed on each resample)")
+    if by_seeds:
+        method.append(f"{by_seeds} by a paired t-test over seeds"
+                      + (" (their cells have no examples.json)" if test == "hierarchical" else ""))
+    counts = {v: int((tested["verdict"] == v).sum()) for v in ("helps", "hurts", "undecided")}
+    return (f"Gain = with − without ITT in the target's main metric, paired by seed: mean over "
+            f"seeds [95% CI]. Gains tested: {'; '.join(method) or 'none'}. Two-sided p, "
+            f"corrected over the {n_tests} comparisons of this table ({CORRECTION_NAMES[correction]}); "
+            f"α = {alpha:g}: helps ▲ / hurts ▼ when the corrected p < α, else undecided "
+            f"(the test could not tell; not the same as no effect). Seeds: {seeds}. "
+            f"Verdicts: {counts['helps']} helps, {counts['hurts']} hurts, "
+            f"{counts['undecided']} undecided. Test examples per language: see Design below.")
+
+
+def build_report(dirs: Dirs = None, out_dir: PathLike | None = None, metric: str = "main",
+                 test: str = "hierarchical", alpha: float = 0.05, wandb: bool = False,
+                 correction: str = "holm") -> Report:
+    """Read every result under ``dirs`` and write the report files into ``out_dir``
+    (default: :func:`default_out_dir`).
 
     Raises :class:`ReportInputError` when no result.json can be read at all.
     """
-    if test not in TESTS:
-        raise ValueError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
+    if test not in REPORT_TESTS:
+        raise ValueError(f"unknown test {test!r}; choose one of {', '.join(REPORT_TESTS)}")
+    if correction not in CORRECTIONS:
+        raise ValueError(f"unknown correction {correction!r}; choose one of {', '.join(CORRECTIONS)}")
     roots = ([Path(d) for d in DEFAULT_DIRS] if dirs is None else
              [Path(dirs)] if isinstance(dirs, (str, os.PathLike)) else [Path(d) for d in dirs])
     found = scan(roots, metric)
@@ -145,7 +212,7 @@ def build_report(dirs: Dirs = None, out_dir: PathLike = DEFAULT_OUT, metric: str
     df, failures = found.results, found.failures
     missing = missing_cells(df, failures, found.plans)
 
-    out = Path(out_dir)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(df, roots)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     report = Report(n_results=len(df), failures=failure_lines(failures),
@@ -154,26 +221,31 @@ def build_report(dirs: Dirs = None, out_dir: PathLike = DEFAULT_OUT, metric: str
     paths = report.paths
 
     # ---- tables
-    paper = paper_table(df, test, alpha)
-    summary = gain_table(df, test, alpha, include_baseline_only=True)
-    per_lang = per_language_table(df, None, test, alpha)
+    paper = paper_table(df, test, alpha, correction=correction)
+    summary = gain_table(df, test, alpha, include_baseline_only=True, correction=correction)
+    per_lang = per_language_table(df, None, test, alpha, correction=correction)
+    design = design_table(df)
     xl_targets = cross_lingual_targets(df)
     has_xtreme = bool(is_xtreme(df).any())
     xtreme = xtreme_table(df) if has_xtreme else pd.DataFrame()
-    domain_all = domain_comparison(df, test, alpha)
-    domain_xtreme = domain_comparison(df, test, alpha, xtreme_only=True) if has_xtreme else None
-    pretraining = pretraining_comparison(df, test, alpha)
-    per_lang_views = {t: per_language_view(df, t, test, alpha) for t in xl_targets}
+    domain_all = domain_comparison(df, test, alpha, gains=summary)
+    domain_xtreme = (domain_comparison(df, test, alpha, xtreme_only=True, gains=summary)
+                     if has_xtreme else None)
+    pretraining = pretraining_comparison(df, test, alpha, gains=summary)
+    per_lang_views = {t: per_language_view(df, t, test, alpha, tidy=per_lang, main=summary)
+                      for t in xl_targets}
 
     # ---- figures
     paths["heatmap"] = fig_dir / "gain_heatmap.png"
-    plot_gain_heatmap(df, paths["heatmap"], test, alpha)
+    plot_gain_heatmap(df, paths["heatmap"], test, alpha, gains=summary)
     per_lang_png: dict[str, Path] = {}
     for target in xl_targets:
         path = fig_dir / f"per_language_{_safe_name(target)}.png"
         plot_per_language(df, target, path)
         per_lang_png[target] = path
         paths[f"per_language_png:{target}"] = path
+    for stale in _clear_stale_figures(fig_dir, [paths["heatmap"], *per_lang_png.values()]):
+        logger.info("removed %s (not part of this report)", stale)
 
     # ---- CSV
     def csv(name: str, frame: pd.DataFrame, index: bool = False) -> None:
@@ -184,6 +256,7 @@ def build_report(dirs: Dirs = None, out_dir: PathLike = DEFAULT_OUT, metric: str
     csv("cells", cells_long(df))
     csv("summary", summary)
     csv("per_language", per_lang)
+    csv("design", design)
     if has_xtreme:
         csv("xtreme", xtreme, index=True)
     domain_frames = [domain_all.assign(scope="all")]
@@ -196,15 +269,16 @@ def build_report(dirs: Dirs = None, out_dir: PathLike = DEFAULT_OUT, metric: str
 
     # ---- markdown
     searched = ", ".join(str(p) for p in found.searched)
-    legend = (f"mean ± std over seeds of `{metric}`; gain = with − without ITT, paired by "
-              f"seed; ▲ ITT helps / ▼ ITT hurts ({TEST_NAMES[test]}, p < {alpha:g}); p is "
-              "n/a with fewer than two paired seeds; (n=k): fewer seeds than the fullest cell.")
-    report.main_markdown = paper_markdown(paper)
+    legend = (f"no ITT / ITT: mean ± std over seeds of `{metric}`; (n=k): fewer seeds than "
+              "the fullest cell. " + _statistics_text(df, summary, test, correction, alpha))
+    report.main_markdown = (paper_markdown(paper) + "\n\n" + legend + "\n\n"
+                            + to_markdown(design, index=False))
     md = [
         "# Intermediate-task training report", "",
         f"{len(df)} finished cells from {searched}. Failed: {len(report.failures)}. "
         f"Missing: {len(report.missing)}. Skipped files: {len(report.skipped)}.", "",
-        "## Main table", "", legend, "", report.main_markdown, "",
+        "## Main table", "", paper_markdown(paper), "", legend, "",
+        "## Design", "", to_markdown(design, index=False), "",
         "## Gain heatmap", "", "![mean gain](figures/gain_heatmap.png)", "",
     ]
     if xl_targets:
@@ -232,7 +306,7 @@ def build_report(dirs: Dirs = None, out_dir: PathLike = DEFAULT_OUT, metric: str
     paths["markdown"].write_text("\n".join(md) + "\n", encoding="utf-8")
 
     # ---- LaTeX
-    sections = [("Main table", paper_latex(paper))]
+    sections = [("Main table", paper_latex(paper)), ("Design", to_latex(design, index=False))]
     for target in xl_targets:
         sections.append((f"Per language: {target}",
                          to_latex(per_lang_views[target])))
@@ -261,10 +335,11 @@ def build_report(dirs: Dirs = None, out_dir: PathLike = DEFAULT_OUT, metric: str
     return report
 
 
-def write_report(dirs: Dirs = None, out_dir: PathLike = DEFAULT_OUT, metric: str = "main",
-                 test: str = "ttest", alpha: float = 0.05, wandb: bool = False) -> dict[str, Path]:
+def write_report(dirs: Dirs = None, out_dir: PathLike | None = None, metric: str = "main",
+                 test: str = "hierarchical", alpha: float = 0.05, wandb: bool = False,
+                 correction: str = "holm") -> dict[str, Path]:
     """Write the report (markdown, LaTeX, CSV, PNG) and return ``{name: path}`` of the files."""
-    return build_report(dirs, out_dir, metric, test, alpha, wandb).paths
+    return build_report(dirs, out_dir, metric, test, alpha, wandb, correction).paths
 
 
 # --------------------------------------------------------------------------- CLI
@@ -276,12 +351,17 @@ def _parser() -> argparse.ArgumentParser:
         description="Tables, figures and lists of failed/missing cells from result.json files.")
     parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
                         help=f"directories searched recursively (default: {' '.join(DEFAULT_DIRS)})")
-    parser.add_argument("--out", default=DEFAULT_OUT, help=f"report directory (default: {DEFAULT_OUT})")
+    parser.add_argument("--out", default=None,
+                        help=f"report directory (default: {DEFAULT_OUT}/<experiment, or the one "
+                             "RUN_DIR's name, or all>)")
     parser.add_argument("--metric", default="main",
                         help="'main' (each target's main metric) or a metric name, e.g. macro_f1")
-    parser.add_argument("--test", default="ttest", choices=TESTS,
-                        help="significance test across seeds, paired by seed (default: ttest; "
-                             "bootstrap is over-confident with few seeds)")
+    parser.add_argument("--test", default="hierarchical", choices=REPORT_TESTS,
+                        help="hierarchical: paired bootstrap over seeds and test examples where "
+                             "examples.json exists, else a paired t-test over seeds (default); "
+                             "ttest: the t-test over seeds everywhere")
+    parser.add_argument("--correction", default="holm", choices=CORRECTIONS,
+                        help="multiple-comparison correction over the main table (default: holm)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level")
     parser.add_argument("--wandb", action="store_true",
                         help="also log tables and figures to W&B (only when WANDB_MODE is online)")
@@ -298,7 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         dirs = [Path(d) for d in DEFAULT_DIRS if Path(d).exists()] or [Path(d) for d in DEFAULT_DIRS]
     try:
-        report = build_report(dirs, args.out, args.metric, args.test, args.alpha, args.wandb)
+        report = build_report(dirs, args.out, args.metric, args.test, args.alpha, args.wandb,
+                              args.correction)
     except ReportInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

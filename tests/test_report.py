@@ -11,6 +11,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -96,7 +97,7 @@ def test_load_results_other_metric(results_root: Path) -> None:
 def test_gain_table_hand_worked_numbers(df: pd.DataFrame, key: tuple[str, str, str]) -> None:
     model, inter, target = key
     want = fx.EXPECTED[key]
-    row = _row(report.gain_table(df), model=model, intermediate=inter, target=target)
+    row = _row(report.gain_table(df, correction="none"), model=model, intermediate=inter, target=target)
     assert (row["without_mean"], row["without_std"], row["without_n"]) == pytest.approx(want["without"], **TOL)
     assert (row["with_mean"], row["with_std"], row["with_n"]) == pytest.approx(want["with_"], **TOL)
     assert row["gain"] == pytest.approx(want["gain"], **TOL)
@@ -123,7 +124,7 @@ def test_p_values_match_closed_forms() -> None:
 
 
 def test_paper_table_cells(df: pd.DataFrame) -> None:
-    table = report.paper_table(df)
+    table = report.paper_table(df, correction="none")
     assert list(table.index) == ["codebert", "me5_small", "minilm"]
     assert table.columns.names == ["field", "setting", "target", "column"]
     # domain targets first, then cross-lingual, then XTREME-R
@@ -133,16 +134,41 @@ def test_paper_table_cells(df: pd.DataFrame) -> None:
     assert table.loc["minilm", (*DOMAIN, "no ITT")] == "0.720 ± 0.020"
     assert table.loc["minilm", (*DOMAIN, "zero-shot vader_movie")] == "0.660"
     assert table.loc["minilm", (*DOMAIN, "ITT vader_movie")] == "0.770 ± 0.030"
-    assert table.loc["minilm", (*DOMAIN, "gain vader_movie")] == "+0.050 ± 0.010▲"
+    # gains of 0.04, 0.05, 0.06: t interval 0.05 ± t(0.975, 2) 0.01 / sqrt(3) = ± 0.0248
+    assert table.loc["minilm", (*DOMAIN, "gain vader_movie")] == "+0.050 [+0.025, +0.075]"
     assert table.loc["minilm", (*DOMAIN, "p vader_movie")] == "0.013"
-    assert table.loc["codebert", (*DOMAIN, "gain vader_movie")] == "-0.020 ± 0.010"
+    assert table.loc["minilm", (*DOMAIN, "verdict vader_movie")] == "helps ▲"
+    assert table.loc["codebert", (*DOMAIN, "gain vader_movie")] == "-0.020 [-0.045, +0.005]"
     assert table.loc["codebert", (*DOMAIN, "p vader_movie")] == "0.074"
-    assert table.loc["codebert", (*XL, "gain vader_movie")] == "-0.065 ± 0.007▼"
+    assert table.loc["codebert", (*DOMAIN, "verdict vader_movie")] == "undecided"
+    assert table.loc["codebert", (*XL, "gain vader_movie")] == "-0.065 [-0.129, -0.001]"
+    assert table.loc["codebert", (*XL, "verdict vader_movie")] == "hurts ▼"
     assert table.loc["codebert", (*XL, "ITT vader_movie")] == "0.460 ± 0.028 (n=2)"
     assert table.loc["minilm", (*XL, "no ITT")] == "0.810 ± 0.014 (n=2)"
     assert table.loc["minilm", (*XL, "p vader_movie")] == "0.205"
     assert table.loc["me5_small", ("nli", "xtreme", "xnli", "no ITT")] == "0.610 ± 0.014"
     assert table.loc["me5_small", (*DOMAIN, "no ITT")] == "–"
+
+
+def test_gains_are_corrected_over_the_table(df: pd.DataFrame) -> None:
+    """Holm over the six tested gains: the smallest p (0.0131) times 6 is 0.078 > 0.05."""
+    from itt.reporting.stats import correct
+
+    gains = report.gain_table(df)
+    tested = gains[gains["p_value"].notna()]
+    assert len(tested) == 6
+    assert list(tested["p_adjusted"]) == pytest.approx(list(correct(tested["p_value"], "holm")))
+    row = _row(gains, model="minilm", target="vader_amazon", intermediate="vader_movie")
+    assert row["p_adjusted"] == pytest.approx(6 * 0.0130724576, abs=1e-9)
+    assert row["verdict"] == "undecided" and row["significance"] == ""
+    assert set(gains["verdict"]) == {"undecided"}       # nothing survives the correction
+    assert set(tested["test"]) == {"paired t-test over seeds"}   # no examples.json here
+    bh = report.gain_table(df, correction="bh")
+    assert list(bh.loc[bh["p_value"].notna(), "p_adjusted"]) == pytest.approx(
+        list(correct(tested["p_value"], "bh")))
+    table = report.paper_table(df)
+    assert table.loc["minilm", (*DOMAIN, "p vader_movie")] == "0.078"
+    assert table.loc["minilm", (*DOMAIN, "verdict vader_movie")] == "undecided"
 
 
 def test_paper_table_says_na_with_fewer_than_two_pairs(df: pd.DataFrame) -> None:
@@ -154,6 +180,7 @@ def test_paper_table_says_na_with_fewer_than_two_pairs(df: pd.DataFrame) -> None
     table = report.paper_table(sub)
     assert table.loc["minilm", (*XL, "p vader_movie")] == "n/a"
     assert table.loc["minilm", (*XL, "gain vader_movie")] == "+0.010"
+    assert table.loc["minilm", (*XL, "verdict vader_movie")] == "undecided"
     # no seed in common: the gain is the difference of the means, untested
     unpaired = df[(df["model"] == "minilm") & (df["target"] == "marc")
                   & ((df["intermediate"] == "none") | (df["seed"] == 2))]
@@ -167,21 +194,22 @@ def test_paper_table_says_na_with_fewer_than_two_pairs(df: pd.DataFrame) -> None
 def test_several_experiments_are_kept_apart(df: pd.DataFrame) -> None:
     two = df.copy()
     two.loc[two["target"].isin(["xnli", "panx"]), "experiment"] = "xt"
-    table = report.paper_table(two)
+    table = report.paper_table(two, correction="none")
     assert list(table.index) == ["mini/codebert", "mini/minilm", "xt/me5_small"]
-    assert table.loc["mini/minilm", (*DOMAIN, "gain vader_movie")] == "+0.050 ± 0.010▲"
+    assert table.loc["mini/minilm", (*DOMAIN, "gain vader_movie")] == "+0.050 [+0.025, +0.075]"
     # within one experiment (the XTREME-R cells here) labels stay plain
     assert list(report.xtreme_table(two).index) == [("me5_small", "none"), ("me5_small", "mnli")]
 
 
 def test_per_language_table(df: pd.DataFrame) -> None:
     assert report.cross_lingual_targets(df) == ["marc", "panx", "xnli"]
-    tidy = report.per_language_table(df, "marc")
+    tidy = report.per_language_table(df, "marc", correction="none")
     en = _row(tidy, model="minilm", intermediate="none", language="en")
     assert (en["mean"], en["std"], en["n"]) == pytest.approx((0.91, math.sqrt(2) / 100, 2), **TOL)
     de = _row(tidy, model="codebert", intermediate="vader_movie", language="de")
     assert de["gain"] == pytest.approx(-0.065, **TOL) and de["significance"] == "hurts"
-    view = report.per_language_view(df, "marc")
+    view = report.per_language_view(df, "marc", tidy=tidy,
+                                    main=report.gain_table(df, correction="none"))
     assert list(view.columns) == ["en", "de", "fr", "avg"]
     assert view.loc[("minilm", "ITT vader_movie"), "fr"] == "0.790 ± 0.030"
     assert view.loc[("codebert", "gain vader_movie"), "avg"] == "-0.065▼"
@@ -203,14 +231,16 @@ def test_domain_comparison(df: pd.DataFrame) -> None:
     assert _row(xtreme, model="me5_small", domain="same")["mean_gain"] == pytest.approx(0.07, **TOL)
     assert _row(xtreme, model="me5_small", domain="different")["mean_gain"] == pytest.approx(-0.02, **TOL)
     assert set(xtreme["model"]) == {"me5_small"}
-    everything = report.domain_comparison(df)
+    everything = report.domain_comparison(df, gains=report.gain_table(df, correction="none"))
     minilm = _row(everything, model="minilm", domain="different")
     assert (minilm["n_task_pairs"], minilm["mean_gain"]) == pytest.approx((2, 0.0325), **TOL)
-    assert minilm["helps"] == 1 and minilm["hurts"] == 0
+    assert (minilm["helps"], minilm["hurts"], minilm["undecided"]) == (1, 0, 1)
+    corrected = _row(report.domain_comparison(df), model="minilm", domain="different")
+    assert (corrected["helps"], corrected["undecided"]) == (0, 2)
 
 
 def test_pretraining_comparison(df: pd.DataFrame) -> None:
-    table = report.pretraining_comparison(df)
+    table = report.pretraining_comparison(df, gains=report.gain_table(df, correction="none"))
     text = _row(table, pretraining="text", setting="all")
     code = _row(table, pretraining="code", setting="all")
     multi = _row(table, pretraining="multilingual", setting="all")
@@ -267,7 +297,10 @@ def test_written_files(written: dict[str, Path]) -> None:
 
 def test_report_markdown_lists_failed_and_missing(written: dict[str, Path]) -> None:
     md = written["markdown"].read_text(encoding="utf-8")
-    assert "| minilm | 0.510 | 0.720 ± 0.020 | 0.660 | 0.770 ± 0.030 | +0.050 ± 0.010▲ | 0.013 |" in md
+    assert ("| minilm | 0.510 | 0.720 ± 0.020 | 0.660 | 0.770 ± 0.030 | +0.050 [+0.025, +0.075] "
+            "| 0.078 | undecided |") in md
+    assert "Holm's step-down correction" in md and "α = 0.05" in md and "Seeds: 0, 1, 2." in md
+    assert "| marc | 3 | en 300, de 300, fr 300 | 0, 1, 2 |" in md
     assert ("FAILED experiment=mini model=codebert intermediate=vader_movie target=marc seed=2: "
             + fx.FAILED_EXCEPTION) in md
     assert "If reserved but unallocated" not in md  # only the exception's first line
@@ -298,9 +331,8 @@ def test_latex(written: dict[str, Path]) -> None:
     tex = written["latex"].read_text(encoding="utf-8")
     for snippet in [r"\begin{tabular}", r"\toprule", r"\midrule", r"\bottomrule",
                     r"\usepackage{booktabs}", r"vader\_amazon",
-                    r"+0.050 $\pm$ 0.010\textsuperscript{$\blacktriangle$}",
-                    r"$-$0.065 $\pm$ 0.007\textsuperscript{$\blacktriangledown$}",
-                    r"\multicolumn{6}{c}{sentiment / domain}"]:
+                    r"+0.050 [+0.025, +0.075]", r"$-$0.065 [$-$0.129, $-$0.001]",
+                    r"\multicolumn{7}{c}{sentiment / domain}"]:
         assert snippet in tex, snippet
     assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}")
     assert "±" not in tex and "▲" not in tex
@@ -393,7 +425,8 @@ def test_cli_reports_and_skips_a_malformed_result(results_root: Path, tmp_path: 
     out = tmp_path / "report"
     proc = _cli(str(root / "multirun"), "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "+0.050 ± 0.010▲" in proc.stdout and "-0.065 ± 0.007▼" in proc.stdout
+    assert "+0.050 [+0.025, +0.075]" in proc.stdout and "-0.065 [-0.129, -0.001]" in proc.stdout
+    assert "Holm's step-down correction" in proc.stdout
     assert "FAILED experiment=mini model=codebert" in proc.stdout
     assert "MISSING experiment=mini model=minilm" in proc.stdout
     assert str(out / "report.md") in proc.stdout and str(out / "cells.csv") in proc.stdout
@@ -440,3 +473,76 @@ def test_main_exit_2_when_the_only_result_is_malformed(tmp_path: Path, capsys: p
     err = capsys.readouterr().err
     assert str(bad) in err and reason in err
     assert not (tmp_path / "out" / "report.md").exists()
+
+
+# --------------------------------------------------------------------------- per-example statistics
+
+
+def _write_cells_with_examples(root: Path, acc_with: float, acc_without: float, seeds: int = 3,
+                               n: int = 300, stale_seed: int | None = None) -> None:
+    """vader_amazon cells of minilm with examples.json (binary labels, fixed accuracy)."""
+    rng = np.random.default_rng(11)
+    for seed in range(seeds):
+        gold = rng.integers(0, 2, n)
+        for inter, acc in (("none", acc_without), ("vader_movie", acc_with)):
+            pred = np.where(rng.random(n) < acc, gold, 1 - gold)
+            main = float(np.mean(pred == gold))
+            doc = fx.make_result("minilm", inter, "vader_amazon", seed, round(main, 6))
+            doc["metrics"]["per_language"]["en"]["n"] = n
+            doc["examples"] = "examples.json"
+            cell = root / f"{inter}" / f"seed{seed}"
+            fx._dump(cell / "result.json", doc)
+            chash = "stale" if (seed == stale_seed and inter == "none") else doc["config_hash"]
+            fx._dump(cell / "examples.json", {
+                "schema": "itt.examples/1", "config_hash": chash, "main_metric": "accuracy",
+                "target": {"en": {"pred": pred.tolist(), "gold": gold.tolist()}}, "zero_shot": {}})
+
+
+def test_examples_json_gives_the_hierarchical_test(tmp_path: Path) -> None:
+    from itt.reporting.stats import BOOTSTRAP_TEST, gain_stats
+
+    _write_cells_with_examples(tmp_path, 0.85, 0.65)
+    df = report.load_results([tmp_path])
+    row = _row(report.gain_table(df), intermediate="vader_movie")
+    assert row["test"] == BOOTSTRAP_TEST and row["n_examples"] == 300 and row["n_pairs"] == 3
+    assert row["ci_low"] > 0 and row["verdict"] == "helps"
+    # the same numbers as gain_stats on the files themselves
+    def block(inter: str, seed: int) -> dict:
+        return json.loads((tmp_path / inter / f"seed{seed}" / "examples.json").read_text())["target"]
+    direct = gain_stats([block("vader_movie", s) for s in range(3)],
+                        [block("none", s) for s in range(3)], "accuracy")
+    assert (row["ci_low"], row["ci_high"], row["p_value"]) == pytest.approx(
+        (direct.ci_low, direct.ci_high, direct.p))
+    # the gain column is the seeds' result.json difference, equal to the examples' one
+    assert row["gain"] == pytest.approx(direct.mean, abs=1e-5)
+    ttest = _row(report.gain_table(df, test="ttest"), intermediate="vader_movie")
+    assert ttest["test"] == "paired t-test over seeds" and ttest["gain"] == row["gain"]
+
+
+def test_stale_examples_fall_back_to_seeds(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _write_cells_with_examples(tmp_path, 0.85, 0.65, stale_seed=1)
+    df = report.load_results([tmp_path])
+    with caplog.at_level("WARNING"):
+        row = _row(report.gain_table(df), intermediate="vader_movie")
+    assert row["test"] == "paired t-test over seeds"
+    assert "config_hash stale" in caplog.text and "seed1" in caplog.text
+
+
+def test_default_out_dir_and_stale_figures(tmp_path: Path, results_root: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write_cells_with_examples(tmp_path / "multirun" / "mini", 0.8, 0.7, seeds=2)
+    paths = report.write_report([tmp_path / "multirun" / "mini"])
+    assert paths["markdown"] == Path("outputs/report/mini/report.md")
+    figures = Path("outputs/report/mini/figures")
+    stale = figures / "per_language_gone.png"
+    stale.write_bytes(b"old")
+    mine_too = figures / "notes.png"          # not a name the report draws: kept
+    mine_too.write_bytes(b"keep")
+    report.write_report([tmp_path / "multirun" / "mini"])
+    assert not stale.exists() and mine_too.exists()
+    # several experiments: the one input directory's name, else "all"
+    two = report.load_results([results_root])
+    two.loc[two["target"] == "xnli", "experiment"] = "xt"
+    assert report.default_out_dir(two, [results_root / "multirun"]) == Path("outputs/report/multirun")
+    assert report.default_out_dir(two, [results_root, tmp_path]) == Path("outputs/report/all")

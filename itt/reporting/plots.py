@@ -50,9 +50,12 @@ def _save(fig: "Figure", path: PathLike | None) -> None:
     fig.savefig(path, dpi=110)
 
 
-def gain_matrix(df: pd.DataFrame, test: str = "ttest", alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Mean gain as encoder × (target ← intermediate), and the matching significance labels."""
-    gains = gain_table(df, test, alpha)
+def gain_matrix(df: pd.DataFrame, test: str = "hierarchical", alpha: float = 0.05,
+                gains: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean gain as encoder × (target ← intermediate), and the matching significance labels
+    (the corrected verdicts of :func:`gain_table`; ``gains`` passes that table when it exists)."""
+    gains = gain_table(df, test, alpha) if gains is None else gains[
+        gains["intermediate"].map(lambda i: isinstance(i, str))]
     if gains.empty:
         return pd.DataFrame(), pd.DataFrame()
     multi = has_multiple_experiments(gains)
@@ -72,15 +75,16 @@ def gain_matrix(df: pd.DataFrame, test: str = "ttest", alpha: float = 0.05) -> t
     return value, sig
 
 
-def plot_gain_heatmap(df: pd.DataFrame, path: PathLike | None = None, test: str = "ttest",
-                      alpha: float = 0.05) -> "Figure":
+def plot_gain_heatmap(df: pd.DataFrame, path: PathLike | None = None, test: str = "hierarchical",
+                      alpha: float = 0.05, gains: pd.DataFrame | None = None) -> "Figure":
     """Heatmap of the mean ITT gain (rows encoders, columns target ← intermediate).
 
     Diverging colormap centred at 0 (blue = ITT helps, red = hurts), the gain written in
-    each cell, ``*`` where the paired test gives p < alpha, grey where no gain exists.
+    each cell, ``*`` where the corrected test says helps / hurts at alpha, grey where no
+    gain exists.
     Saved to ``path`` (PNG) when given; the figure is returned either way.
     """
-    value, sig = gain_matrix(df, test, alpha)
+    value, sig = gain_matrix(df, test, alpha, gains)
     n_rows, n_cols = (value.shape if not value.empty else (1, 1))
     fig = _new_figure(max(4.0, 1.3 * n_cols + 2.5), max(2.5, 0.6 * n_rows + 1.6))
     ax = fig.add_subplot(1, 1, 1)
@@ -109,7 +113,7 @@ def plot_gain_heatmap(df: pd.DataFrame, path: PathLike | None = None, test: str 
             dark = abs(x) > 0.6 * half_range
             ax.text(j, i, label, ha="center", va="center", fontsize=8,
                     color="white" if dark else "black")
-    ax.set_title("Mean gain from intermediate-task training (* p < %.2g)" % alpha, fontsize=10)
+    ax.set_title("Mean gain from intermediate-task training (* corrected p < %.2g)" % alpha, fontsize=10)
     fig.colorbar(image, ax=ax, label="gain (with − without ITT)")
     _save(fig, path)
     return fig

@@ -6,16 +6,40 @@ Numeric tables (``gain_table``, ``per_language_table``, ``xtreme_table``,
 """
 from __future__ import annotations
 
+import json
+import logging
 import math
 import re
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
-from itt.reporting.formatting import MISSING, fmt_mean_std, fmt_p, fmt_value, mark
+from itt.reporting.formatting import MARKS, MISSING, fmt_mean_std, fmt_p, fmt_value, mark
 from itt.reporting.load import CELL_KEY, NONE, format_cell
-from itt.reporting.stats import HELPS, HURTS, mean_std, paired, paired_p_value, significance
+from itt.reporting.stats import (
+    BOOTSTRAP_TEST,
+    HELPS,
+    HURTS,
+    METRICS as EXAMPLE_METRICS,
+    SEED_TEST,
+    UNDECIDED,
+    GainStats,
+    adjust,
+    gain_stats,
+    mean_std,
+    seed_gain_stats,
+)
+
+logger = logging.getLogger(__name__)
+
+#: ``hierarchical``: :func:`itt.reporting.stats.gain_stats` over seeds and test examples where
+#: every paired cell has its examples.json (a paired t-test over seeds elsewhere);
+#: ``ttest``: the paired t-test over seeds everywhere.
+REPORT_TESTS: tuple[str, ...] = ("hierarchical", "ttest")
+EXAMPLES_FILE = "examples.json"
 
 XTREME_BENCHMARKS = frozenset({"xtreme-r", "xtreme"})
 SETTING_ORDER = {"domain": 0, "cross_lingual": 1, "xtreme": 2}
@@ -24,8 +48,8 @@ GAIN_COLUMNS: list[str] = [
     "experiment", "model", "pretraining", "field", "setting", "benchmark", "target",
     "target_domain", "intermediate", "intermediate_domain", "same_domain", "metric",
     "majority", "zero_shot", "without_mean", "without_std", "without_n",
-    "with_mean", "with_std", "with_n", "gain", "gain_std", "n_pairs", "p_value", "test",
-    "significance",
+    "with_mean", "with_std", "with_n", "gain", "gain_std", "ci_low", "ci_high", "n_pairs",
+    "n_examples", "p_value", "p_adjusted", "verdict", "test", "significance",
 ]
 
 # XTREME-R's task categories (Ruder et al., 2021); XTREME's PAWS-X and BUCC are placed in
@@ -45,6 +69,21 @@ _GROUP_ORDER = list(XTREME_GROUPS) + ["other"]
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def fmt_gain_ci(gain: float, low: float, high: float, digits: int = 3) -> str:
+    """``+0.050 [+0.012, +0.088]``; the interval is left out where there is none."""
+    text = fmt_value(gain, digits, signed=True)
+    if text == MISSING or math.isnan(low) or math.isnan(high):
+        return text
+    return f"{text} [{fmt_value(low, digits, signed=True)}, {fmt_value(high, digits, signed=True)}]"
+
+
+def fmt_verdict(verdict: str) -> str:
+    """``helps ▲`` / ``hurts ▼`` / ``undecided``; – where no test exists."""
+    if not verdict:
+        return MISSING
+    return f"{verdict} {MARKS[verdict]}" if verdict in MARKS else verdict
 
 
 def _nanmean(values: Iterable[Any]) -> float:
@@ -78,27 +117,120 @@ def is_xtreme(frame: pd.DataFrame) -> pd.Series:
     return frame["benchmark"].map(lambda b: str(b).lower() in XTREME_BENCHMARKS if b else False)
 
 
+# --------------------------------------------------------------------------- statistics
+
+
+@lru_cache(maxsize=4096)
+def load_examples(result_path: str) -> dict[str, Any] | None:
+    """The ``target`` block of the examples.json beside a result.json, or None.
+
+    None (with a logged warning) when the file belongs to another config (its config_hash
+    differs from result.json's) or does not parse; None silently when there is none.
+    """
+    result = Path(result_path)
+    path = result.parent / EXAMPLES_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        want = json.loads(result.read_text(encoding="utf-8")).get("config_hash")
+    except (OSError, ValueError) as exc:
+        logger.warning("%s: unreadable (%s); its cell is tested over seeds only", path, exc)
+        return None
+    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("itt.examples/"):
+        logger.warning("%s: not an itt.examples file; its cell is tested over seeds only", path)
+        return None
+    if want is not None and data.get("config_hash") != want:
+        logger.warning("%s: config_hash %s is not result.json's %s (a stale file); its cell is "
+                       "tested over seeds only", path, data.get("config_hash"), want)
+        return None
+    target = data.get("target")
+    return target if isinstance(target, dict) and target else None
+
+
+def _seed_examples(frame: pd.DataFrame, lang: str | None) -> dict[int, dict[str, Any]]:
+    out = {}
+    for seed, path in zip(frame["seed"], frame["path"]):
+        ex = load_examples(str(path)) if path else None
+        if ex is not None and (lang is None or lang in ex):
+            out[int(seed)] = ex if lang is None else {lang: ex[lang]}
+    return out
+
+
+def cell_stats(itt: pd.DataFrame, base: pd.DataFrame, values_itt: dict[int, float],
+               values_base: dict[int, float], metric: str, test: str = "hierarchical",
+               alpha: float = 0.05, lang: str | None = None) -> GainStats:
+    """The gain's statistics for one (model, target, intermediate) and, with ``lang``, one
+    language: seeds paired; the hierarchical bootstrap when ``test == "hierarchical"``, the
+    metric is one it recomputes and every paired seed has examples on both sides, else the
+    paired t-test over the seeds' scores."""
+    if test not in REPORT_TESTS:
+        raise ValueError(f"unknown test {test!r}; choose one of {', '.join(REPORT_TESTS)}")
+    seeds = sorted(s for s in set(values_itt) & set(values_base)
+                   if not math.isnan(values_itt[s]) and not math.isnan(values_base[s]))
+    if test == "hierarchical" and metric in EXAMPLE_METRICS and seeds:
+        ex_itt, ex_base = _seed_examples(itt, lang), _seed_examples(base, lang)
+        if all(s in ex_itt and s in ex_base for s in seeds):
+            try:
+                return _cached_gain_stats(tuple(str(p) for p in _paths(itt, seeds)),
+                                          tuple(str(p) for p in _paths(base, seeds)),
+                                          metric, alpha, lang)
+            except ValueError as exc:
+                logger.warning("%s: %s; tested over seeds only", lang or "all languages", exc)
+    return seed_gain_stats([values_itt[s] for s in seeds], [values_base[s] for s in seeds],
+                           alpha=alpha)
+
+
+def _paths(frame: pd.DataFrame, seeds: list[int]) -> list[str]:
+    by_seed = {int(s): p for s, p in zip(frame["seed"], frame["path"])}
+    return [by_seed[s] for s in seeds]
+
+
+@lru_cache(maxsize=4096)
+def _cached_gain_stats(itt_paths: tuple[str, ...], base_paths: tuple[str, ...], metric: str,
+                       alpha: float, lang: str | None) -> GainStats:
+    def pick(path: str) -> dict[str, Any]:
+        ex = load_examples(path) or {}
+        return ex if lang is None else {lang: ex[lang]}
+
+    return gain_stats([pick(p) for p in itt_paths], [pick(p) for p in base_paths], metric,
+                      alpha=alpha, languages=None if lang is None else [lang])
+
+
+def _apply_correction(rows: list[dict[str, Any]], stats: list[GainStats | None], correction: str,
+                      alpha: float) -> None:
+    """Holm / BH over the rows that have a test; fills p_adjusted, verdict, significance."""
+    idx = [i for i, st in enumerate(stats) if st is not None]
+    for i, st in zip(idx, adjust([stats[i] for i in idx], correction, alpha)):
+        rows[i].update(p_adjusted=st.p_adjusted, verdict=st.verdict,
+                       significance="" if st.verdict == UNDECIDED else st.verdict)
+
+
 # --------------------------------------------------------------------------- gains
 
 
-def gain_table(df: pd.DataFrame, test: str = "ttest", alpha: float = 0.05,
-               include_baseline_only: bool = False) -> pd.DataFrame:
+def gain_table(df: pd.DataFrame, test: str = "hierarchical", alpha: float = 0.05,
+               include_baseline_only: bool = False, correction: str = "holm") -> pd.DataFrame:
     """One row per (experiment, model, target, intermediate): without/with ITT and the gain.
 
     ``gain`` is the mean of the seed-paired differences (with − without) when at least one
     seed is paired, else the difference of the two means (and ``p_value`` is NaN); so it
-    equals ``with_mean − without_mean`` whenever no seed is missing. ``majority`` and
-    ``zero_shot`` are means over the cells that report them. With
-    ``include_baseline_only`` a target that has no ITT cell for a model gets one row with
-    an empty ``intermediate`` (the paper table's no-ITT-only columns).
+    equals ``with_mean − without_mean`` whenever no seed is missing. ``ci_low``/``ci_high``,
+    ``p_value``, ``n_examples`` and ``test`` come from :func:`cell_stats` (test examples and
+    seeds where examples.json exists); ``p_adjusted`` corrects ``p_value`` over every row of
+    the table (``correction``: holm, bh or none) and ``verdict`` (helps / hurts / undecided)
+    and ``significance`` (helps / hurts / "") follow it at ``alpha``. ``majority`` and
+    ``zero_shot`` are means over the cells that report them. With ``include_baseline_only``
+    a target that has no ITT cell for a model gets one row with an empty ``intermediate``.
     """
     rows: list[dict[str, Any]] = []
+    stats: list[GainStats | None] = []
     if df.empty:
         return pd.DataFrame(columns=GAIN_COLUMNS)
     for (experiment, model, target), group in df.groupby(
             ["experiment", "model", "target"], sort=True):
         base = group[group["intermediate"] == NONE]
-        base_values = dict(zip(base["seed"], base["value"]))
+        base_values = {int(k): float(v) for k, v in zip(base["seed"], base["value"])}
         b_mean, b_std, b_n = mean_std(base["value"])
         common = {
             "experiment": experiment, "model": model,
@@ -114,45 +246,53 @@ def gain_table(df: pd.DataFrame, test: str = "ttest", alpha: float = 0.05,
             rows.append({**common, "intermediate": None, "intermediate_domain": None,
                          "same_domain": None, "zero_shot": math.nan, "with_mean": math.nan,
                          "with_std": math.nan, "with_n": 0, "gain": math.nan,
-                         "gain_std": math.nan, "n_pairs": 0, "p_value": math.nan,
-                         "test": test, "significance": ""})
+                         "gain_std": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+                         "n_pairs": 0, "n_examples": 0, "p_value": math.nan,
+                         "p_adjusted": math.nan, "verdict": "", "test": "", "significance": ""})
+            stats.append(None)
         for inter in intermediates:
             itt = group[group["intermediate"] == inter]
             w_mean, w_std, w_n = mean_std(itt["value"])
-            seeds, with_arr, without_arr = paired(dict(zip(itt["seed"], itt["value"])), base_values)
-            if seeds:
-                gain, gain_std, _ = mean_std(with_arr - without_arr)
+            itt_values = {int(k): float(v) for k, v in zip(itt["seed"], itt["value"])}
+            st = cell_stats(itt, base, itt_values, base_values, common["metric"], test, alpha)
+            seeds = sorted(set(itt_values) & set(base_values))
+            diffs = [itt_values[k] - base_values[k] for k in seeds]
+            if st.n_seeds:
+                gain, gain_std, _ = mean_std(diffs)
             else:
                 gain, gain_std = w_mean - b_mean, math.nan
-            p = paired_p_value(with_arr, without_arr, test)
             rows.append({
                 **common, "intermediate": inter,
                 "intermediate_domain": _first(itt["intermediate_domain"]),
                 "same_domain": _first(itt["same_domain"]),
                 "zero_shot": _nanmean(itt["zero_shot"]),
                 "with_mean": w_mean, "with_std": w_std, "with_n": w_n,
-                "gain": gain, "gain_std": gain_std, "n_pairs": len(seeds), "p_value": p,
-                "test": test, "significance": significance(gain, p, alpha),
+                "gain": gain, "gain_std": gain_std, "ci_low": st.ci_low, "ci_high": st.ci_high,
+                "n_pairs": st.n_seeds, "n_examples": st.n_examples, "p_value": st.p,
+                "p_adjusted": st.p_adjusted, "verdict": st.verdict, "test": st.test,
+                "significance": "",
             })
+            stats.append(st)
+    _apply_correction(rows, stats, correction, alpha)
     return pd.DataFrame(rows, columns=GAIN_COLUMNS)
 
 
-def paper_table(df: pd.DataFrame, test: str = "ttest", alpha: float = 0.05,
-                digits: int = 3) -> pd.DataFrame:
+def paper_table(df: pd.DataFrame, test: str = "hierarchical", alpha: float = 0.05,
+                digits: int = 3, correction: str = "holm") -> pd.DataFrame:
     """The paper-style table: rows = encoders, columns = (field, setting, target, column).
 
     Per target: ``majority`` (where reported), ``no ITT``, and per intermediate task X
-    ``zero-shot X`` (where reported), ``ITT X``, ``gain X`` (▲ helps / ▼ hurts at
-    p < alpha) and ``p X``. Cells are strings, ``mean ± std`` over seeds, with ``(n=k)``
-    where a cell has fewer seeds than the fullest one in the table.
+    ``zero-shot X`` (where reported), ``ITT X`` (``mean ± std`` over seeds, with ``(n=k)``
+    where a cell has fewer seeds than the fullest one of the target), ``gain X`` (mean
+    with its 95% CI), ``p X`` (corrected over the table, see :func:`gain_table`) and
+    ``verdict X`` (helps ▲ / hurts ▼ / undecided).
     """
-    gains = gain_table(df, test, alpha, include_baseline_only=True)
+    gains = gain_table(df, test, alpha, include_baseline_only=True, correction=correction)
     if gains.empty:
         return pd.DataFrame()
     multi = has_multiple_experiments(gains)
     gains = gains.assign(label=[model_label(e, m, multi)
                                 for e, m in zip(gains["experiment"], gains["model"])])
-    # "(n=k)" flags cells with fewer seeds than the fullest cell of the same target.
     n_full = gains.groupby("target")[["without_n", "with_n"]].max().max(axis=1).to_dict()
 
     targets = (gains.groupby("target")[["field", "setting"]].first().reset_index()
@@ -173,7 +313,7 @@ def paper_table(df: pd.DataFrame, test: str = "ttest", alpha: float = 0.05,
             if it["zero_shot"].notna().any():
                 columns.append((*prefix, f"zero-shot {inter}"))
             columns += [(*prefix, f"ITT {inter}"), (*prefix, f"gain {inter}"),
-                        (*prefix, f"p {inter}")]
+                        (*prefix, f"p {inter}"), (*prefix, f"verdict {inter}")]
         for row in tg.itertuples(index=False):
             cells[(row.label, (*prefix, "majority"))] = fmt_value(row.majority, digits)
             cells[(row.label, (*prefix, "no ITT"))] = fmt_mean_std(
@@ -184,18 +324,39 @@ def paper_table(df: pd.DataFrame, test: str = "ttest", alpha: float = 0.05,
             cells[(row.label, (*prefix, f"zero-shot {inter}"))] = fmt_value(row.zero_shot, digits)
             cells[(row.label, (*prefix, f"ITT {inter}"))] = fmt_mean_std(
                 row.with_mean, row.with_std, row.with_n, digits, n_full[t.target])
-            # No paired seed: the gain is the difference of the means (p n/a).
-            gain_text = fmt_mean_std(row.gain, row.gain_std, max(row.n_pairs, 1), digits,
-                                     signed=True)
-            cells[(row.label, (*prefix, f"gain {inter}"))] = gain_text + (
-                mark(row.significance) if gain_text != MISSING else "")
-            cells[(row.label, (*prefix, f"p {inter}"))] = fmt_p(row.p_value)
+            cells[(row.label, (*prefix, f"gain {inter}"))] = fmt_gain_ci(
+                row.gain, row.ci_low, row.ci_high, digits)
+            cells[(row.label, (*prefix, f"p {inter}"))] = fmt_p(row.p_adjusted)
+            cells[(row.label, (*prefix, f"verdict {inter}"))] = fmt_verdict(row.verdict)
 
     labels = sorted(gains["label"].unique())
     data = [[cells.get((label, col), MISSING) for col in columns] for label in labels]
     index = pd.Index(labels, name="experiment/model" if multi else "model")
     cols = pd.MultiIndex.from_tuples(columns, names=["field", "setting", "target", "column"])
     return pd.DataFrame(data, index=index, columns=cols)
+
+
+def design_table(df: pd.DataFrame) -> pd.DataFrame:
+    """What the tests rest on, per target: languages, test examples per language (min–max
+    over cells when they differ) and the seeds that ran."""
+    columns = ["target", "languages", "test examples per language", "seeds"]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for target, group in df.groupby("target", sort=True):
+        sizes: dict[str, set[int]] = {}
+        for per_language in group["per_language"]:
+            for lang, scores in (per_language or {}).items():
+                if isinstance(scores, dict) and scores.get("n") is not None:
+                    sizes.setdefault(lang, set()).add(int(scores["n"]))
+        parts = []
+        for lang, ns in sizes.items():
+            lo, hi = min(ns), max(ns)
+            parts.append(f"{lang} {lo}" if lo == hi else f"{lang} {lo}–{hi}")
+        rows.append({"target": target, "languages": len(sizes) or MISSING,
+                     "test examples per language": ", ".join(parts) or MISSING,
+                     "seeds": ", ".join(str(int(s)) for s in sorted(group["seed"].unique()))})
+    return pd.DataFrame(rows, columns=columns)
 
 
 # --------------------------------------------------------------------------- per language
@@ -229,16 +390,21 @@ def _lang_values(frame: pd.DataFrame, lang: str) -> dict[int, float]:
 
 
 def per_language_table(df: pd.DataFrame, target: str | None = None,
-                       test: str = "ttest", alpha: float = 0.05) -> pd.DataFrame:
+                       test: str = "hierarchical", alpha: float = 0.05,
+                       correction: str = "holm") -> pd.DataFrame:
     """Tidy per-language scores: one row per (experiment, model, target, intermediate, language).
 
-    ``gain`` and ``p_value`` compare each ITT row with the same model's no-ITT row of that
-    language, paired by seed (NaN on the no-ITT rows themselves).
+    ``gain``, its CI and ``p_value`` compare each ITT row with the same model's no-ITT row
+    of that language (:func:`cell_stats` on that language's examples), NaN on the no-ITT
+    rows themselves; ``p_adjusted`` and ``verdict`` correct over every row of this table
+    (a family apart from the main table's).
     """
     columns = ["experiment", "model", "target", "intermediate", "language", "metric",
-               "mean", "std", "n", "gain", "p_value", "significance"]
+               "mean", "std", "n", "gain", "ci_low", "ci_high", "p_value", "p_adjusted",
+               "verdict", "significance"]
     frame = df if target is None else df[df["target"] == target]
     rows: list[dict[str, Any]] = []
+    stats: list[GainStats | None] = []
     for (experiment, model, tgt), group in frame.groupby(["experiment", "model", "target"],
                                                          sort=True):
         langs = languages(group)
@@ -253,34 +419,46 @@ def per_language_table(df: pd.DataFrame, target: str | None = None,
                 if not values:
                     continue
                 mean, std, n = mean_std(values.values())
-                gain = p = math.nan
+                metric = _first(sub["metric"])
+                row = {"experiment": experiment, "model": model, "target": tgt,
+                       "intermediate": inter, "language": lang, "metric": metric,
+                       "mean": mean, "std": std, "n": n, "gain": math.nan, "ci_low": math.nan,
+                       "ci_high": math.nan, "p_value": math.nan, "p_adjusted": math.nan,
+                       "verdict": "", "significance": ""}
+                st = None
                 if inter != NONE:
-                    seeds, w, wo = paired(values, _lang_values(base, lang))
+                    base_values = _lang_values(base, lang)
+                    seeds = sorted(set(values) & set(base_values))
                     if seeds:
-                        gain = float(np.mean(w - wo))
-                        p = paired_p_value(w, wo, test)
-                rows.append({"experiment": experiment, "model": model, "target": tgt,
-                             "intermediate": inter, "language": lang,
-                             "metric": _first(sub["metric"]), "mean": mean, "std": std, "n": n,
-                             "gain": gain, "p_value": p,
-                             "significance": significance(gain, p, alpha)})
+                        st = cell_stats(sub, base, values, base_values, metric, test, alpha, lang)
+                        row.update(gain=float(np.mean([values[k] - base_values[k] for k in seeds])),
+                                   ci_low=st.ci_low, ci_high=st.ci_high, p_value=st.p)
+                rows.append(row)
+                stats.append(st)
+    _apply_correction(rows, stats, correction, alpha)
     return pd.DataFrame(rows, columns=columns)
 
 
-def per_language_view(df: pd.DataFrame, target: str, test: str = "ttest", alpha: float = 0.05,
-                      digits: int = 3) -> pd.DataFrame:
+def per_language_view(df: pd.DataFrame, target: str, test: str = "hierarchical",
+                      alpha: float = 0.05, digits: int = 3,
+                      tidy: pd.DataFrame | None = None, main: pd.DataFrame | None = None) -> pd.DataFrame:
     """Display table for one target: rows (model, row), columns languages + ``avg``.
 
     Rows per model: ``no ITT``, ``ITT X`` (mean ± std over seeds) and ``gain X`` (paired
-    mean difference, ▲/▼ at p < alpha). ``avg`` is the cell's main metric.
+    mean difference, ▲/▼ where the corrected test says helps / hurts). ``avg`` is the cell's
+    main metric. ``tidy`` (:func:`per_language_table`) and ``main`` (:func:`gain_table`)
+    pass tables already computed over the whole report, so that the corrections cover the
+    same families as there; by default they are computed for this target alone.
     """
-    tidy = per_language_table(df, target, test, alpha)
     frame = df[df["target"] == target]
+    tidy = (per_language_table(df, target, test, alpha) if tidy is None
+            else tidy[tidy["target"] == target])
     if tidy.empty:
         return pd.DataFrame()
     multi = has_multiple_experiments(frame)
     langs = languages(frame)
-    main = gain_table(frame, test, alpha, include_baseline_only=True)
+    main = (gain_table(frame, test, alpha, include_baseline_only=True) if main is None
+            else main[main["target"] == target])
     n_full = int(tidy["n"].max())
     records: dict[tuple[str, str], dict[str, str]] = {}
     for row in tidy.itertuples(index=False):
@@ -367,8 +545,9 @@ def _gain_summary(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         mean, std, n = mean_std(g["gain"])
         return pd.Series({
             "n_task_pairs": n, "mean_gain": mean, "std_gain": std,
-            "helps": int((g["significance"] == HELPS).sum()),
-            "hurts": int((g["significance"] == HURTS).sum()),
+            "helps": int((g["verdict"] == HELPS).sum()),
+            "hurts": int((g["verdict"] == HURTS).sum()),
+            "undecided": int((g["verdict"] == UNDECIDED).sum()),
             "task_pairs": ", ".join(f"{i}→{t}" for i, t in zip(g["intermediate"], g["target"])),
         })
 
@@ -377,22 +556,29 @@ def _gain_summary(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         key = key if isinstance(key, tuple) else (key,)
         records.append({**dict(zip(by, key)), **summarise(g).to_dict()})
     return pd.DataFrame(records, columns=by + ["n_task_pairs", "mean_gain", "std_gain",
-                                               "helps", "hurts", "task_pairs"])
+                                               "helps", "hurts", "undecided", "task_pairs"])
 
 
-def domain_comparison(df: pd.DataFrame, test: str = "ttest", alpha: float = 0.05,
-                      xtreme_only: bool = False) -> pd.DataFrame:
+def domain_comparison(df: pd.DataFrame, test: str = "hierarchical", alpha: float = 0.05,
+                      xtreme_only: bool = False, gains: pd.DataFrame | None = None) -> pd.DataFrame:
     """Mean gain over the no-ITT baseline by (model, same/different domain).
 
     A (intermediate → target) pair is ``same`` when intermediate.domain == target.domain,
     ``different`` when both are known and differ, ``unknown`` otherwise. ``mean_gain`` and
-    ``std_gain`` are over the pairs' mean gains; ``helps``/``hurts`` count significant ones.
+    ``std_gain`` are over the pairs' mean gains; ``helps``/``hurts``/``undecided`` count the
+    verdicts of :func:`gain_table` (``gains``, when given, is that table for ``df``).
     """
     frame = df[is_xtreme(df)] if (xtreme_only and len(df)) else df
-    gains = gain_table(frame, test, alpha)
+    if gains is None:
+        gains = gain_table(frame, test, alpha)
+    else:
+        gains = gains[gains["intermediate"].map(lambda i: isinstance(i, str))]
+        if xtreme_only:
+            gains = gains[gains["benchmark"].map(
+                lambda b: str(b).lower() in XTREME_BENCHMARKS if b else False)]
     if gains.empty:
         return pd.DataFrame(columns=["model", "domain", "n_task_pairs", "mean_gain",
-                                     "std_gain", "helps", "hurts", "task_pairs"])
+                                     "std_gain", "helps", "hurts", "undecided", "task_pairs"])
     multi = has_multiple_experiments(gains)
     gains = gains.assign(
         model=[model_label(e, m, multi) for e, m in zip(gains["experiment"], gains["model"])],
@@ -403,15 +589,19 @@ def domain_comparison(df: pd.DataFrame, test: str = "ttest", alpha: float = 0.05
     return _gain_summary(gains, ["model", "domain"])
 
 
-def pretraining_comparison(df: pd.DataFrame, test: str = "ttest",
-                           alpha: float = 0.05) -> pd.DataFrame:
+def pretraining_comparison(df: pd.DataFrame, test: str = "hierarchical",
+                           alpha: float = 0.05, gains: pd.DataFrame | None = None) -> pd.DataFrame:
     """Mean gain per model.pretraining tag (text / code / multilingual), overall and per setting.
 
     ``setting == "all"`` rows pool every target; the others split by target setting.
+    ``gains``, when given, is :func:`gain_table` of ``df``.
     """
-    gains = gain_table(df, test, alpha)
+    if gains is None:
+        gains = gain_table(df, test, alpha)
+    else:
+        gains = gains[gains["intermediate"].map(lambda i: isinstance(i, str))]
     columns = ["pretraining", "setting", "n_models", "n_task_pairs", "mean_gain", "std_gain",
-               "helps", "hurts", "task_pairs"]
+               "helps", "hurts", "undecided", "task_pairs"]
     if gains.empty:
         return pd.DataFrame(columns=columns)
     pooled = gains.assign(setting="all")
