@@ -34,7 +34,8 @@ def non_embedding_params(model: Any) -> int:
     total = 0
     for name, p in model.named_parameters():
         if "embeddings" in name.split(".") or name.endswith(("word_embeddings.weight", "position_embeddings.weight",
-                                                              "token_type_embeddings.weight")):
+                                                              "token_type_embeddings.weight",
+                                                              "word_embedding.weight")):   # XLNet's name
             continue
         total += p.numel()
     return total

@@ -180,7 +180,8 @@ def run_bare(wl: Workload, loader: torch.utils.data.DataLoader, rec: RecordedBat
     sched = get_linear_schedule_with_warmup(opt, int(float(s.get("warmup_ratio", 0.0)) * total), total)
     clip = float(s.get("grad_clip") or 0.0)
     all_params = [p for _, p in params]
-    bf16 = device.type == "cuda" and "bf16" in str(wl.cfg["trainer"].get("precision", ""))
+    # bf16-mixed autocasts on the CPU too, as Lightning's precision plugin does.
+    bf16 = "bf16" in str(wl.cfg["trainer"].get("precision", ""))
     _sync()
     start = time.perf_counter()
     for epoch in range(epochs):
