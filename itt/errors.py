@@ -24,3 +24,7 @@ class HubUnavailableError(ITTError):
 
 class ModelError(ITTError):
     """An encoder cannot be loaded."""
+
+
+class SweepFailed(ITTError):
+    """A sweep ran to its end, but some of its cells failed (each has an error.json)."""

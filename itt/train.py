@@ -18,6 +18,9 @@ from omegaconf import DictConfig  # noqa: E402
 
 from itt import config as _config  # noqa: E402,F401 - registers resolvers
 from itt.errors import ITTError  # noqa: E402
+from itt.warnings_filter import install as _filter_warnings  # noqa: E402
+
+_filter_warnings()  # repeated third-party notices, once at start-up (itt/warnings_filter.py)
 
 log = logging.getLogger("itt")
 

@@ -10,7 +10,8 @@ is set per worker before it starts; without GPUs the workers share the CPU cores
 ``OMP_NUM_THREADS`` is set to their share). A free worker takes the next cell; cells that
 share a stage-1 model wait for each other through the stage-1 file lock. A worker's
 output goes to ``<sweep dir>/.launcher/worker<k>.log`` (each cell also logs to its own
-``train.log``); the console shows one line per cell. A worker that dies (out of memory,
+``train.log``); the console shows one line per finished cell and one progress line for the
+sweep (:class:`SweepProgress`: cells done / total, failed, the running cells, elapsed, ETA). A worker that dies (out of memory,
 killed) loses only its cell, which gets an error.json; a new worker takes its place.
 
 (No ``from __future__ import annotations``: Hydra's plugin scanner runs this module before
@@ -143,7 +144,8 @@ def _worker(slot: int, payload: bytes, jobs: Any, results: Any, log_path: str) -
         if item is None:
             return
         idx, overrides = item
-        start = time.perf_counter()
+        start, started_at = time.perf_counter(), time.time()
+        cell_error: Optional[str] = None
         try:
             sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
             with open_dict(sweep_config):
@@ -156,16 +158,134 @@ def _worker(slot: int, payload: bytes, jobs: Any, results: Any, log_path: str) -
             if not ok:
                 traceback.print_exception(ret._return_value)
             message = (idx, ok, value, ret.working_dir, ret.task_name)
+            if ok:  # a failing cell writes error.json and returns normally
+                cell_error = _cell_error(str(Path(str(sweep_config.hydra.sweep.dir))
+                                             / str(sweep_config.hydra.sweep.subdir)), started_at)
         except Exception as exc:  # noqa: BLE001 - reported to the launcher, the worker goes on
             traceback.print_exc()
             message = (idx, False, f"{type(exc).__name__}: {exc}", None, None)
         sys.stdout.flush()
         sys.stderr.flush()
         try:
-            results.put(("done", slot) + message + (time.perf_counter() - start,))
+            results.put(("done", slot) + message + (time.perf_counter() - start, cell_error))
         except Exception:  # noqa: BLE001 - e.g. a return value that does not pickle
             results.put(("done", slot, idx, message[1], repr(message[2]), message[3], message[4],
-                         time.perf_counter() - start))
+                         time.perf_counter() - start, cell_error))
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(max(0.0, seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+class SweepProgress:
+    """The sweep's one progress line: ``12/60 cells, 1 failed | running: a, b | 3m10s, ETA ~7m``.
+
+    On a terminal the line is redrawn in place (at most once a second, and on every start
+    and end); the per-cell end lines are written above it. Elsewhere (a log file, a pipe)
+    the line is written once per finished cell. The ETA assumes the cells left take, per
+    worker, the mean time of the cells finished so far; it is a rough guide, since stage-1
+    cells run first and take longer than the ones that reuse their model.
+    """
+
+    def __init__(self, total: int, workers: int, stream: Any = None, live: Optional[bool] = None,
+                 clock: Any = time.monotonic) -> None:
+        self.total, self.workers = total, max(1, workers)
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = (hasattr(self.stream, "isatty") and self.stream.isatty()) if live is None else live
+        self.clock = clock
+        self.started = clock()
+        self.done = self.failed = 0
+        self.running: Dict[int, Tuple[str, float]] = {}
+        self.durations: List[float] = []
+        self._last_draw = 0.0
+        self._width = 0
+
+    def line(self) -> str:
+        now = self.clock()
+        elapsed = now - self.started
+        text = f"{self.done}/{self.total} cells"
+        if self.failed:
+            text += f", {self.failed} failed"
+        if self.running:
+            names = [f"{label} ({_duration(now - t0)})" for label, t0 in self.running.values()]
+            text += " | running: " + "; ".join(names)
+        text += f" | {_duration(elapsed)}"
+        left = self.total - self.done
+        if left and self.durations:
+            mean = sum(self.durations) / len(self.durations)
+            in_flight = sum(max(0.0, mean - (now - t0)) for _, t0 in self.running.values())
+            queued = left - len(self.running)
+            eta = (in_flight + max(0, queued) * mean) / self.workers
+            text += f", ETA ~{_duration(eta)}"
+        elif not left:
+            text += ", all done"
+        return text
+
+    def _draw(self, force: bool = False) -> None:
+        if not self.live:
+            return
+        now = self.clock()
+        if not force and now - self._last_draw < 1.0:
+            return
+        self._last_draw = now
+        text = self.line()
+        pad = max(0, self._width - len(text))
+        self._width = len(text)
+        self.stream.write("\r" + text + " " * pad)
+        self.stream.flush()
+
+    def _message(self, text: str) -> None:
+        if self.live and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self._width = 0
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def start(self, idx: int, label: str) -> None:
+        self.running[idx] = (label, self.clock())
+        self._draw(force=True)
+
+    def finish(self, idx: int, ok: bool, seconds: float, message: str) -> None:
+        self.running.pop(idx, None)
+        self.done += 1
+        self.failed += 0 if ok else 1
+        self.durations.append(seconds)
+        if message:
+            self._message(message)
+        if self.live:
+            self._draw(force=True)
+        else:
+            self.stream.write(self.line() + "\n")
+            self.stream.flush()
+
+    def tick(self) -> None:
+        self._draw()
+
+    def close(self) -> None:
+        if self.live and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._width = 0
+
+
+def _cell_error(working_dir: Optional[str], since: float) -> Optional[str]:
+    """The first line of the error.json a cell wrote during this launch, if any: the app
+    turns a failing cell into error.json and a normal return, so the job itself completes."""
+    if not working_dir:
+        return None
+    path = Path(working_dir) / "error.json"
+    try:
+        if path.stat().st_mtime < since:
+            return None
+        import json
+
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return str(doc.get("exception") or "failed").splitlines()[0] if isinstance(doc, dict) else "failed"
 
 
 def _labels(job_overrides: Sequence[Sequence[str]]) -> List[str]:
@@ -278,6 +398,7 @@ class ITTLocalLauncher(Launcher):
             previous: Any = signal.signal(signal.SIGTERM, _terminated)
         except ValueError:
             previous = None
+        progress = SweepProgress(n, workers)
         try:
             for slot in range(workers):
                 procs[slot], queues[slot] = self._start(ctx, slot, devices[slot], workers, payload, results_q, log_dir)
@@ -287,22 +408,30 @@ class ITTLocalLauncher(Launcher):
                         i = pending.popleft()
                         busy[slot] = (i, time.perf_counter())
                         queues[slot].put((initial_job_idx + i, list(job_overrides[i])))
-                        log.info("#%d start  (worker%d) %s", initial_job_idx + i, slot, label[i])
+                        log.debug("#%d start  (worker%d) %s", initial_job_idx + i, slot, label[i])
+                        progress.start(i, label[i])
                 try:
-                    _, slot, idx, ok, value, wd, task_name, seconds = results_q.get(timeout=1.0)
+                    _, slot, idx, ok, value, wd, task_name, seconds, cell_error = results_q.get(timeout=1.0)
                 except queue.Empty:  # check on the workers
+                    lost = set(range(n)) - set(returns)
                     self._check_workers(ctx, procs, queues, busy, pending, returns, job_overrides, initial_job_idx,
                                         devices, workers, payload, results_q, log_dir)
+                    for i in sorted(lost & set(returns)):   # cells of workers that died
+                        progress.finish(i, False, 0.0, "")   # _check_workers logged it
+                    progress.tick()
                     continue
                 i = idx - initial_job_idx
                 busy.pop(slot, None)
                 status = JobStatus.COMPLETED if ok else JobStatus.FAILED
                 returns[i] = JobReturn(overrides=list(job_overrides[i]), working_dir=wd, task_name=task_name,
                                        status=status, _return_value=value if ok else RuntimeError(value))
-                state = "done  " if ok else "FAILED"
-                log.info("#%d %s (worker%d, %.0fs) %s%s", idx, state, slot, seconds, label[i],
-                         "" if ok else f": {value}")
+                error = cell_error if ok else str(value)
+                state = "done  " if error is None else "FAILED"
+                text = f"#{idx} {state} ({seconds:.0f}s) {label[i]}" + ("" if error is None else f": {error}")
+                log.debug("%s (worker%d)", text, slot)
+                progress.finish(i, error is None, seconds, text)
         finally:
+            progress.close()
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
             for slot, q in queues.items():

@@ -213,9 +213,19 @@ class ITTSweeper(BasicSweeper):
         overrides = parser.parse_overrides(params_conf)
         every = BasicSweeper.split_arguments(overrides, None)[0]
         jobs = [job for job in every if self.keep(job)]
-        if len(jobs) < len(every):
-            log.info("Sweep: %d cells (%d combinations of an intermediate task with a target of another "
-                     "field left out; hydra.sweeper.pairing=all keeps them)", len(jobs), len(every) - len(jobs))
+        unpaired = len(every) - len(jobs)
+        from itt.data.availability import leave_out_missing
+
+        jobs, no_data = leave_out_missing(jobs, str(OmegaConf.select(self.config, "paths.assets_dir")))
+        if unpaired or no_data:
+            why = []
+            if unpaired:
+                why.append(f"{unpaired} pair an intermediate task with a target of another field and are "
+                           "not part of the design (hydra.sweeper.pairing=all runs them too)")
+            if no_data:
+                why.append(f"{no_data} need data that is not there (see the warning above)")
+            log.info("Sweep: %d cells to run. Of the grid's %d combinations, %s.", len(jobs), len(every),
+                     "; ".join(why))
         if not jobs:
             raise HydraException("The sweep has no cells left after pairing intermediate tasks with targets.")
         self._check_cells(jobs)
@@ -256,10 +266,15 @@ class ITTSweeper(BasicSweeper):
                     log.error("Job %s did not complete: %s", " ".join(job), r._return_value)
             index += len(batch)
             returns.append(results)
-        self._summary(sweep_dir, time.perf_counter() - start)
+        failed = self._summary(sweep_dir, time.perf_counter() - start)
         if crashed:
             raise HydraException(f"{len(crashed)} job(s) did not complete (see the log above); "
                                  "rerunning the sweep retries them and skips finished cells")
+        if failed:
+            from itt.errors import SweepFailed
+
+            raise SweepFailed(f"{failed} planned cell(s) failed, each with an error.json (python -m itt.status "
+                              f"{sweep_dir}); rerunning the sweep retries them and skips finished cells")
         return returns
 
     def finished(self, job: Sequence[str], cell: Dict[str, Any], sweep_dir: Path) -> bool:
@@ -294,7 +309,8 @@ class ITTSweeper(BasicSweeper):
                      "%d to launch", skipped, len(jobs), len(jobs) - skipped)
         return [j for j, k in zip(jobs, keep) if k], [c for c, k in zip(cells, keep) if k]
 
-    def _summary(self, sweep_dir: Path, seconds: float) -> None:
+    def _summary(self, sweep_dir: Path, seconds: float) -> int:
+        """Logs what the sweep left behind; returns the number of failed cells."""
         from itt.status import sweep_status
 
         status = sweep_status(sweep_dir)
@@ -306,6 +322,7 @@ class ITTSweeper(BasicSweeper):
         if logger.get("type") == "wandb" and str(logger.get("mode")) == "offline" and \
                 next(sweep_dir.glob("**/wandb/offline-run-*"), None) is not None:
             log.info("W&B runs are offline; upload them with: wandb sync %s/*/*/*/wandb/offline-run-*", sweep_dir)
+        return status.count("failed")
 
     @staticmethod
     def _print_plan(sweep_dir: Path, experiment: str, cells: List[Dict[str, Any]]) -> None:
