@@ -49,6 +49,8 @@ class ITTSweeperConf:
     params: Optional[Dict[str, str]] = None
     pairing: str = "same_field"  # same_field | all
     order: str = "stage1_first"  # stage1_first | grid
+    select: Optional[str] = None  # keep the top_k intermediate tasks per target by this method (itt.selection)
+    top_k: Optional[int] = None
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="itt", node=ITTSweeperConf, provider="itt")
@@ -84,8 +86,10 @@ class ITTSweeper(BasicSweeper):
     """BasicSweeper with ITT pairing, plan.json and a dry run (see the module docstring)."""
 
     def __init__(self, max_batch_size: Optional[int], params: Optional[Dict[str, str]] = None,
-                 pairing: str = "same_field", order: str = "stage1_first") -> None:
+                 pairing: str = "same_field", order: str = "stage1_first", select: Optional[str] = None,
+                 top_k: Optional[int] = None) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
+        self.select, self.top_k = select, top_k
         if pairing not in PAIRINGS:
             raise ValueError(f"hydra.sweeper.pairing must be one of {', '.join(PAIRINGS)}, not {pairing!r}")
         self.pairing = pairing
@@ -231,6 +235,9 @@ class ITTSweeper(BasicSweeper):
         self._check_cells(jobs)
         describe = self.cell if self._exact_names(jobs) else self._composed_cell
         cells = [describe(job) for job in jobs]
+        from itt.selection.sweep import select_for_sweep  # hydra.sweeper.select / top_k
+
+        jobs, cells, selection = select_for_sweep(self, jobs, cells)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         experiment = str(self.config.get("experiment_name"))
         if OmegaConf.select(self.config, "run.dry_run", default=False):
@@ -242,7 +249,7 @@ class ITTSweeper(BasicSweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         total, new = write_plan(sweep_dir, experiment, [{k: v for k, v in c.items()} for c in cells],
-                                pairing=self.pairing)
+                                pairing=self.pairing, **selection)
         log.info("Sweep of %d cells into %s (plan.json: %d cells, %d new)", len(cells), sweep_dir, total, new)
 
         if OmegaConf.select(self.config, "run.skip_existing", default=True):
