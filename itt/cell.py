@@ -491,6 +491,11 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
     ckpt_dir = run_dir / "checkpoints"
     if global_rank() == 0:  # before any training starts the other DDP ranks
         _fresh_checkpoints(ckpt_dir, chash)
+    from itt.models.encoder import check_max_lengths
+
+    check_max_lengths(cfg["model"], cfg["paths"]["cache_dir"],
+                      {"stage2": int(cfg["stage2"]["max_length"]),
+                       **({"stage1": int(cfg["stage1"]["max_length"])} if inter is not None else {})})
     stage1_path, stage1_info = (None, None)
     if inter is not None:
         stage1_path, stage1_info = _stage1(cfg, inter, run_dir)

@@ -7,6 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from itt import schema as _schema
 from itt.utils import REPO_ROOT
 
 CONF_DIR = REPO_ROOT / "conf"
@@ -18,6 +19,7 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+_schema.register()
 
 
 def available(group: str) -> list[str]:
@@ -40,6 +42,9 @@ def compose(overrides: list[str] | None = None, config_name: str = "config") -> 
 
 
 def to_dict(cfg: DictConfig) -> dict[str, Any]:
+    """The app config as plain data, resolved, without Hydra's own node."""
+    if "hydra" in cfg:  # its runtime interpolations resolve only inside a running job
+        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     assert isinstance(data, dict)
     data.pop("hydra", None)

@@ -82,14 +82,23 @@ def _run_in_own_process(data: dict, run_dir: str) -> float | None:
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
+def app(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from itt.cell import run_cell
     from itt.config import to_dict
+    from itt.schema import check_ranges
 
-    run_dir = HydraConfig.get().runtime.output_dir
+    hc = HydraConfig.get()
+    run_dir = hc.runtime.output_dir
     data = to_dict(cfg)
+    try:
+        check_ranges(data, dict(hc.runtime.choices))
+    except ITTError as exc:
+        if _is_multirun():
+            raise  # the sweeper checked every cell before launching; this is not reached
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     if _is_multirun() and not data["run"].get("dry_run") and spans_processes(data["trainer"]):
         return _run_in_own_process(data, run_dir)
     try:
@@ -107,6 +116,14 @@ def main(cfg: DictConfig) -> float | None:
         raise
     metrics = result.get("metrics") or {}
     return metrics.get("main")
+
+
+def main() -> None:
+    """``python -m itt.train`` / ``itt-train``: a mistake in a config, card or data file ends
+    with one line and exit code 2; a sweep whose cells failed exits 1 after the rest ran."""
+    from itt.cli_errors import run_app
+
+    run_app(app)
 
 
 if __name__ == "__main__":

@@ -114,5 +114,6 @@ def test_cli_prints_clear_error_without_traceback(tmp_path):
     assert "xlnet-base-cased" in proc.stderr and "Traceback" not in proc.stderr
     unknown = subprocess.run([sys.executable, "-m", "itt.train", "model=gpt9"], cwd=REPO, env=env,
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode != 0
-    assert "Available options" in unknown.stderr and "tiny_bert" in unknown.stderr
+    assert unknown.returncode == 2
+    assert "unknown model 'gpt9'" in unknown.stderr and "tiny_bert" in unknown.stderr
+    assert "Traceback" not in unknown.stderr and len(unknown.stderr.strip().splitlines()) == 1

@@ -99,6 +99,12 @@ _KNOWN = {f for f in TaskCard.__dataclass_fields__ if f != "extra"}
 def card_from_config(cfg: DictConfig | dict, role: str) -> TaskCard | None:
     """Build and validate a card; returns None for the ``none`` card."""
     data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    # The schema (itt/schema.py) gives every card key, null where a card leaves it out; the
+    # type-dependent defaults below fill those.
+    data = {k: v for k, v in data.items() if v is not None}
+    for block in ("columns", "split"):
+        if isinstance(data.get(block), dict):
+            data[block] = {k: v for k, v in data[block].items() if v is not None}
     name = data.get("name")
     if not name:
         raise ConfigError(f"The {role} task card has no 'name'.")

@@ -70,3 +70,34 @@ def load_encoder(model_cfg: dict[str, Any], cache_dir: str | Path):
     if arch and got and arch.replace("-", "_") != got.replace("-", "_"):
         log.warning("Model card '%s' says architecture %s but the checkpoint is %s", model_cfg.get("name"), arch, got)
     return encoder, tokenizer, path
+
+
+def max_positions(encoder: Any) -> int | None:
+    """The longest input the encoder's position embeddings take (None: no absolute limit,
+    e.g. XLNet's relative positions). RoBERTa-style models reserve the first padding_idx + 1
+    positions."""
+    config = encoder.config
+    n = getattr(config, "max_position_embeddings", None)
+    if not isinstance(n, int) or n <= 0 or getattr(config, "model_type", "") in ("xlnet",):
+        return None
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert", "longformer"):
+        n -= int(getattr(config, "pad_token_id", 1) or 0) + 1
+    return n
+
+
+def check_max_lengths(model_cfg: dict[str, Any], cache_dir: str | Path, lengths: dict[str, int]) -> None:
+    """``<stage>.max_length`` above the encoder's positions is a config error raised before
+    any training, not a crash inside the model's forward pass. Reads only the model config."""
+    from transformers import AutoConfig
+
+    path, local = resolve_model_path(model_cfg, cache_dir)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=bool(model_cfg.get("trust_remote_code")),
+                                            revision=model_cfg.get("revision"), local_files_only=True)
+    except (OSError, ValueError):
+        return  # not available locally yet: load_encoder reports that with its own message
+    limit = max_positions(type("_Encoder", (), {"config": config})())
+    for stage, max_length in lengths.items():
+        if limit is not None and max_length > limit:
+            raise ConfigError(f"{stage}.max_length={max_length} is more than model '{model_cfg.get('name')}' "
+                              f"takes ({limit} positions): set {stage}.max_length={limit} or less.")
