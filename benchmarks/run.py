@@ -5,7 +5,9 @@
     python -m benchmarks.run --quick --out /tmp/b.md        # tiny inputs, seconds (tests)
 
 Benchmarks (``--only`` names): training (item 1), hf (2), batching (3), preprocess (4),
-sweep, grid, startup (5), memory (6), gpu (7). The report is written by this code alone:
+sweep, grid, startup (5), memory (6), gpu (7), profile (8: a mini cell phase by phase),
+mini (9: the mini sweep and its efficiency). ``--update`` replaces only the sections run
+(and their goal rows) in an existing ``--out`` file. The report is written by this code alone:
 every figure beside the command that produced it, the machine, the date, the goals and
 whether each is met.
 """
@@ -36,6 +38,8 @@ BENCHMARKS: dict[str, tuple[bool, str, str]] = {
     "startup": (False, "benchmarks.bench_grid", "startup"),
     "memory": (False, "benchmarks.bench_memory", "memory"),
     "gpu": (False, "benchmarks.run", "gpu"),
+    "profile": (False, "benchmarks.bench_mini", "profile_section"),
+    "mini": (False, "benchmarks.bench_mini", "mini_sweep_section"),
 }
 
 
@@ -209,12 +213,48 @@ def write_report(sections: list[Section], info: dict[str, Any], settings: Settin
     lines += ["| " + " | ".join(r) + " |" for r in _goal_rows(sections)]
     lines.append("")
     for sec in sections:
-        lines += [f"## {sec.title}", "", f"Command: `{sec.command}` ({sec.seconds:.0f} s)", ""] + sec.lines
+        lines += section_text(sec)
     lines += ["## What limits the rest", ""] + _limits(sections) + [""]
     text = "\n".join(lines)
     if path is not None:
         path.write_text(text, encoding="utf-8")
     return text
+
+
+def section_text(sec: Section) -> list[str]:
+    return [f"## {sec.title}", "", f"Command: `{sec.command}` ({sec.seconds:.0f} s)", ""] + sec.lines
+
+
+def update_report(text: str, sections: list[Section], info: dict[str, Any]) -> str:
+    """``text`` (an earlier BENCHMARKS.md) with these sections and their goal rows replaced
+    (matched by section number) or added before "What limits the rest"; the rest unchanged."""
+    lines = text.splitlines()
+    for sec in sections:
+        number = sec.title.split(".")[0]
+        stamp = (f"Updated on its own by `python -m benchmarks.run --only {sec.key} --update` on "
+                 f"{info.get('date_utc')} (load average at start {info.get('load_average_at_start')}, "
+                 f"git {info.get('git')}).")
+        block = section_text(sec)
+        block[3:3] = [stamp, ""]
+        start = next((i for i, line in enumerate(lines) if line.startswith(f"## {number}.")), None)
+        if start is None:
+            start = next((i for i, line in enumerate(lines) if line.startswith("## What limits the rest")),
+                         len(lines))
+            end = start
+        else:
+            end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = block
+        goals = next((i for i, line in enumerate(lines) if line == "## Goals"), None)
+        if goals is None:
+            continue
+        first = next(i for i in range(goals + 1, len(lines)) if lines[i].startswith("|"))
+        last = first
+        while last + 1 < len(lines) and lines[last + 1].startswith("|"):
+            last += 1
+        rows = [r for r in lines[first + 2:last + 1] if not r.startswith(f"| {number} |")]
+        rows += ["| " + " | ".join(r) + " |" for r in _goal_rows([sec])]
+        lines[first + 2:last + 1] = rows
+    return "\n".join(lines) + "\n"
 
 
 def _describe(wl: Any) -> dict[str, Any]:
@@ -274,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", action="store_true", help="generated text even where the offline suite exists")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
     parser.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--update", action="store_true",
+                        help="replace only the sections run (and their goal rows) in the --out file")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -316,7 +358,11 @@ def main(argv: list[str] | None = None) -> int:
             log(f"[{name}] {sec.seconds:.0f} s")
             sections.append(sec)
         total = time.perf_counter() - start
-        text = write_report(sections, info, settings, args.out, described, total)
+        if args.update and args.out is not None and args.out.exists():
+            text = update_report(args.out.read_text(encoding="utf-8"), sections, info)
+            args.out.write_text(text, encoding="utf-8")
+        else:
+            text = write_report(sections, info, settings, args.out, described, total)
     if args.out is None:
         print(text)
     if args.json is not None:
