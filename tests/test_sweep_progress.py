@@ -162,3 +162,22 @@ def test_sweep_with_a_failed_cell_exits_1_and_shows_progress(tmp_path: Path) -> 
     assert "FAILED" in err and "target=smoke_gone" in err
     assert "1 planned cell(s) failed" in err
     assert (tmp_path / "sweep").is_dir()
+
+
+def test_missing_sts_file_names_the_real_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from omegaconf import OmegaConf
+
+    from itt.data.cards import card_from_config
+    from itt.data.loading import _resolve_files
+    from itt.errors import DataError
+
+    monkeypatch.setenv("ITT_STSB_DIR", str(tmp_path / "no-such-folder"))
+    raw = OmegaConf.load(ROOT / "conf" / "task" / "stsb_xling.yaml")
+    raw.source.data_files = {"all": str(tmp_path / "assets" / "data" / "stsb_xling-{lang}.jsonl")}
+    card = card_from_config(OmegaConf.to_container(raw), "target")
+    (tmp_path / "assets").mkdir()
+    with pytest.raises(DataError) as err:
+        _resolve_files(card, "de", str(tmp_path / "assets"))
+    message = str(err.value)
+    assert "data file not found" in message and "ITT_STSB_DIR" in message
+    assert "../shared/data/stsb-multi-mt" in message

@@ -82,7 +82,11 @@ def _resolve_files(card: TaskCard, lang: str, assets_dir: str | None) -> dict[st
         hint = f"Check source.data_files in conf/task/{card.name}.yaml."
         if assets_dir and any(str(Path(m).resolve()).startswith(str(Path(assets_dir).resolve()))
                               for m in missing):
-            hint = ("It belongs to the offline asset suite: run `python -m itt.assets fetch` "
+            from itt.data.availability import missing_offline_data
+
+            why = missing_offline_data([card.name], assets_dir).get(card.name)
+            hint = (f"It belongs to the offline asset suite; {why}." if why else
+                    "It belongs to the offline asset suite: run `python -m itt.assets fetch` "
                     "(or `make assets`) to build it.")
         raise DataError(f"Task '{card.name}' ({lang}): data file not found: {missing[0]}. {hint}")
     return out
