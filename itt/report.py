@@ -48,6 +48,7 @@ from itt.reporting.load import (
 from itt.reporting.plots import plot_gain_heatmap, plot_per_language
 from itt.reporting.render import latex_document, paper_latex, paper_markdown, to_latex, to_markdown
 from itt.reporting.stats import BOOTSTRAP_TEST, CORRECTIONS, RESAMPLES, SEED_TEST
+from itt.reporting.xling import xling_section
 from itt.reporting.tables import (
     REPORT_TESTS,
     cells_long,
@@ -232,6 +233,7 @@ def build_report(dirs: Dirs = None, out_dir: PathLike | None = None, metric: str
     domain_xtreme = (domain_comparison(df, test, alpha, xtreme_only=True, gains=summary)
                      if has_xtreme else None)
     pretraining = pretraining_comparison(df, test, alpha, gains=summary)
+    xling = xling_section(df, alpha, correction, use_examples=test == "hierarchical")
     per_lang_views = {t: per_language_view(df, t, test, alpha, tidy=per_lang, main=summary)
                       for t in xl_targets}
 
@@ -264,6 +266,9 @@ def build_report(dirs: Dirs = None, out_dir: PathLike | None = None, metric: str
         domain_frames.append(domain_xtreme.assign(scope="xtreme"))
     csv("domain_comparison", pd.concat(domain_frames, ignore_index=True))
     csv("pretraining", pretraining)
+    if not xling.empty:
+        for name, frame in xling.csv_frames().items():
+            csv(name, frame)
     csv("failures", failures)
     csv("missing", missing)
 
@@ -292,6 +297,7 @@ def build_report(dirs: Dirs = None, out_dir: PathLike | None = None, metric: str
                "the category averages present.", "", to_markdown(xtreme), "",
                "### Same vs different domain (XTREME-R cells)", "",
                to_markdown(domain_xtreme, index=False), ""]
+    md += xling.markdown(to_markdown)
     md += ["## Same vs different domain (all targets)", "",
            "Mean gain over the no-ITT baseline by whether intermediate.domain == target.domain.",
            "", to_markdown(domain_all, index=False), "",
@@ -313,6 +319,7 @@ def build_report(dirs: Dirs = None, out_dir: PathLike | None = None, metric: str
     if has_xtreme:
         sections += [("XTREME-R", to_latex(xtreme)),
                      ("Same vs different domain (XTREME-R)", to_latex(domain_xtreme, index=False))]
+    sections += xling.latex(to_latex)
     sections += [("Same vs different domain (all targets)", to_latex(domain_all, index=False)),
                  ("Gain by pretraining", to_latex(pretraining, index=False))]
     if len(failures):

@@ -437,6 +437,9 @@ def test_fetch_builds_the_layout_and_manifest(suite: dict) -> None:
     assert {r["label"] for r in topics["en"]} <= {"business", "politics", "sports"}
     assert {r["label"] for r in topics["sl"]} == {"business", "politics", "sports"}   # Drugo dropped
     assert len(topics["sl"]) == 8 and "komentar 5\ts tabulatorjem" in {r["text"] for r in topics["sl"]}
+    ent_tech = cv.read_jsonl(root / "data/bbc_ent_tech.jsonl")          # same source, other topics
+    assert {r["label"] for r in ent_tech} == {"entertainment", "tech"}
+    assert not {r["text"] for r in ent_tech} & {r["text"] for r in topics["en"]}
 
     sts_en = cv.read_jsonl(root / "data/stsb_en.jsonl")
     assert len(sts_en) == 70 and set(sts_en[0]) == {"text_a", "text_b", "label"}

