@@ -115,6 +115,8 @@ def app(cfg: DictConfig) -> float | None:
             return None
         raise
     metrics = result.get("metrics") or {}
+    if not _is_multirun() and result.get("status") == "ok":
+        log.info("Result: %s", os.path.join(run_dir, "result.json"))
     return metrics.get("main")
 
 
