@@ -249,3 +249,29 @@ def test_report_without_zero_shot_cells_has_no_section(tmp_path: Path) -> None:
     build_report([tmp_path / "runs"], tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     assert "Cross-lingual transfer and intermediate-task domain" not in md
+
+
+# --------------------------------------------------------------------------- the experiment
+
+
+def test_xling_domain_mini_grid_asks_the_question() -> None:
+    """Every target trains on English only and is tested in other languages too, and meets
+    one same-domain intermediate task, at least two from other domains, and none; 3+ seeds."""
+    from omegaconf import OmegaConf
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    exp = OmegaConf.load(conf / "experiment" / "xling_domain_mini.yaml")
+    sweeper = exp.hydra.sweeper
+    params = {k: [v.strip() for v in str(val).split(",")] for k, val in sweeper.params.items()}
+    assert sweeper.pairing == "all"            # the intermediates of other fields are part of the design
+    assert set(params["model"]) == {"minilm", "me5_small"} and len(params["seed"]) >= 3
+    assert "none" in params["intermediate"]
+    cards = {name: OmegaConf.load(conf / "task" / f"{name}.yaml")
+             for name in params["intermediate"] + params["target"] if name != "none"}
+    for target in params["target"]:
+        card = cards[target]
+        assert card.train_language == "en" and card.eval_languages[0] == "en"
+        assert len(card.eval_languages) >= 2 and card.setting == "cross_lingual"
+        domains = [cards[i].domain for i in params["intermediate"] if i != "none"]
+        assert domains.count(card.domain) == 1, target
+        assert len({d for d in domains if d != card.domain}) >= 2, target
