@@ -796,3 +796,54 @@ def test_module_imports_no_torch_or_seqeval() -> None:
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------------------
+# google-research/xtreme's own mock submission (tests/fixtures/xtreme_mock, see README)
+# --------------------------------------------------------------------------------------
+
+MOCK = Path(__file__).resolve().parent / "fixtures" / "xtreme_mock"
+
+# Expected averages copied from google-research/xtreme evaluate_test.py at commit
+# da430dd06cc7344ceb2e7cb030219656ebf0606a: TASK2AVG_SCORES (XTREME) and
+# XTREME_R_TASK2AVG_SCORES (XTREME-R), for the tasks whose mock files are all in the
+# fixture folder. The official test compares them with assertEqual; so does this one.
+OFFICIAL_XTREME = {
+    "bucc2018": {"avg_f1": 55.0, "avg_precision": 55.0, "avg_recall": 55.0},
+    "mlqa": {"avg_exact_match": 57.142857142857146, "avg_f1": 81.76870748299321},
+    "tydiqa": {"avg_exact_match": 88.88888888888889, "avg_f1": 97.22222222222223},
+}
+OFFICIAL_XTREME_R = {
+    "mewslix": {"avg_map@20": 14.39025156130419},
+    "mlqa": {"avg_exact_match": 57.142857142857146, "avg_f1": 81.76870748299321},
+    "tydiqa": {"avg_exact_match": 88.88888888888889, "avg_f1": 97.22222222222223},
+}
+
+
+def _averages(task_report: Dict) -> Dict[str, float]:
+    return {k: v for k, v in task_report.items() if k.startswith("avg_") and k != "avg_metric"}
+
+
+@pytest.mark.parametrize("version,expected", [("xtreme", OFFICIAL_XTREME),
+                                              ("xtreme-r", OFFICIAL_XTREME_R)])
+def test_official_mock_averages_exactly(version: str, expected: Dict) -> None:
+    report = xr.score(MOCK / "predictions", MOCK / "labels", version,
+                      tasks=list(expected), percent=True)
+    assert report["scored_tasks"] == [t for t in VERSIONS[version].tasks if t in expected]
+    for task, averages in expected.items():
+        assert _averages(report["tasks"][task]) == averages, task   # bit for bit
+    # The default fraction scale is the same numbers over 100.
+    fractions = xr.score(MOCK / "predictions", MOCK / "labels", version, tasks=list(expected))
+    for task, averages in expected.items():
+        got = _averages(fractions["tasks"][task])
+        assert got == pytest.approx({k: v / 100 for k, v in averages.items()}, abs=1e-12), task
+
+
+def test_official_mock_mewslix_per_language() -> None:
+    # One mention per language; the gold entity's rank in the 20 predictions gives the
+    # reciprocal rank (the official utils_mewslix.evaluate): ar 16, de 2, en 12, es 12,
+    # fa 4, ja 14, pl 19, ro 6, ta 13, tr 8, uk 9 -> mean 0.1439025156130419.
+    report = xr.score(MOCK / "predictions", MOCK / "labels", "xtreme-r", tasks="mewslix")
+    ranks = {"ar": 16, "de": 2, "en": 12, "es": 12, "fa": 4, "ja": 14, "pl": 19, "ro": 6,
+             "ta": 13, "tr": 8, "uk": 9}
+    assert report["tasks"]["mewslix"]["map@20"] == {lang: 1 / r for lang, r in ranks.items()}

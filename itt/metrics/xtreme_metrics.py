@@ -271,7 +271,7 @@ def _qa_example_scores(gold_answers: Sequence[str], prediction: str,
 
 
 def _qa_scores(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str],
-               normalize: Callable[[str], str]) -> Dict[str, float]:
+               normalize: Callable[[str], str], scale: float = 1.0) -> Dict[str, float]:
     if not gold:
         raise XtremeScoringError("QA scores of an empty gold set are undefined")
     exact_sum = f1_sum = 0.0
@@ -285,26 +285,29 @@ def _qa_scores(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str]
         f1_sum += f1
     if unanswered:
         log.warning("%d of %d questions have no prediction and score 0", unanswered, len(gold))
-    return {"f1": f1_sum / len(gold), "exact_match": exact_sum / len(gold)}
+    # scale * total / n, in this order, as the official SQuAD and MLQA scripts compute
+    # their percentages (100.0 * total / n); scale 1 gives the fraction exactly.
+    return {"f1": scale * f1_sum / len(gold), "exact_match": scale * exact_sum / len(gold)}
 
 
 def squad_f1_em(gold: Mapping[str, Sequence[str]],
-                predictions: Mapping[str, str]) -> Dict[str, float]:
+                predictions: Mapping[str, str], scale: float = 1.0) -> Dict[str, float]:
     """SQuAD v1.1 ``{"f1", "exact_match"}``, each the mean over the gold questions.
 
     ``gold`` maps question id -> gold answer texts (``[]`` = unanswerable);
     ``predictions`` maps question id -> answer text. A question without a prediction
     scores 0 (as in the official script); predictions for unknown ids are ignored.
-    Use :func:`squad_answers` to get ``gold`` from a SQuAD-format dataset.
+    Use :func:`squad_answers` to get ``gold`` from a SQuAD-format dataset. ``scale=100``
+    gives percentages computed as the official script does (``100 * total / n``).
     """
-    return _qa_scores(gold, predictions, normalize_squad_answer)
+    return _qa_scores(gold, predictions, normalize_squad_answer, scale)
 
 
 def mlqa_f1_em(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str],
-               lang: str) -> Dict[str, float]:
+               lang: str, scale: float = 1.0) -> Dict[str, float]:
     """Like :func:`squad_f1_em` with MLQA's normalisation for the answer language ``lang``."""
     _check_mlqa_language(lang)
-    return _qa_scores(gold, predictions, lambda text: normalize_mlqa_answer(text, lang))
+    return _qa_scores(gold, predictions, lambda text: normalize_mlqa_answer(text, lang), scale)
 
 
 def squad_answers(dataset: Any, source: str = "dataset") -> Dict[str, List[str]]:

@@ -84,25 +84,35 @@ def _check_same_ids(task: str, pred_path: Path, gold_path: Path, pred: Mapping[s
                                  f"(e.g. {shown})")
 
 
+def _scaled(values: Mapping[str, float], scale: float) -> Dict[str, float]:
+    return {metric: value * scale for metric, value in values.items()}
+
+
 def _score_language(spec: XtremeTask, lang: str, pred_path: Path, gold_path: Path,
-                    seqeval: str = SEQEVAL_0_0_12) -> Tuple[Dict[str, float], int]:
-    """Metrics (fractions) and the number of gold examples of one language file pair."""
+                    seqeval: str = SEQEVAL_0_0_12,
+                    scale: float = 1.0) -> Tuple[Dict[str, float], int]:
+    """Metrics and the number of gold examples of one language file pair.
+
+    Values are fractions times ``scale``, computed in the official script's order (the
+    fraction times 100; QA: 100 times the total over the count), so that ``scale=100``
+    gives the official numbers to the last bit.
+    """
     gold = READERS[spec.label_format](gold_path)
     pred = READERS[spec.prediction_format](pred_path)
     name = spec.name
     if spec.scorer == SCORER_BUCC:
         if not gold:
             raise XtremeScoringError(f"{name}: {gold_path} holds no gold pairs")
-        return bucc_f1(gold, pred), len(gold)
+        return _scaled(bucc_f1(gold, pred), scale), len(gold)
     if spec.scorer in (SCORER_SQUAD, SCORER_MLQA, SCORER_MAP_AT_20):
         unit = "questions" if spec.scorer != SCORER_MAP_AT_20 else "queries"
         if not gold:
             raise XtremeScoringError(f"{name}: {gold_path} holds no {unit}")
         _check_same_ids(name, pred_path, gold_path, pred, gold, unit)
         if spec.scorer == SCORER_SQUAD:
-            return squad_f1_em(gold, pred), len(gold)
+            return squad_f1_em(gold, pred, scale), len(gold)
         if spec.scorer == SCORER_MLQA:
-            return mlqa_f1_em(gold, pred, lang), len(gold)
+            return mlqa_f1_em(gold, pred, lang, scale), len(gold)
         for qid, rel in gold.items():
             if not rel:
                 raise XtremeScoringError(f"{name}: {gold_path}: query {qid!r} has no relevant "
@@ -112,7 +122,7 @@ def _score_language(spec: XtremeTask, lang: str, pred_path: Path, gold_path: Pat
                                          f"exactly one gold entity, has {len(rel)}")
         ids = list(gold)
         value = map_at_k([gold[q] for q in ids], [pred[q] for q in ids], MAP_K)
-        return {f"map@{MAP_K}": value}, len(gold)
+        return {f"map@{MAP_K}": value * scale}, len(gold)
     unit = "sentences" if spec.scorer == SCORER_SEQEVAL else "examples"
     if len(pred) != len(gold):
         raise _count_mismatch(name, pred_path, gold_path, len(pred), len(gold), unit)
@@ -124,14 +134,14 @@ def _score_language(spec: XtremeTask, lang: str, pred_path: Path, gold_path: Pat
                 raise XtremeScoringError(
                     f"{name}: sentence {i} has {len(pred_sent)} tags in {pred_path} but "
                     f"{len(gold_sent)} in {gold_path}")
-        return seqeval_prf(gold, pred, seqeval), len(gold)
+        return _scaled(seqeval_prf(gold, pred, seqeval), scale), len(gold)
     assert spec.scorer == SCORER_ACCURACY, spec.scorer
-    return {"accuracy": accuracy(gold, pred)}, len(gold)
+    return {"accuracy": accuracy(gold, pred) * scale}, len(gold)
 
 
 def _score_task(version: BenchmarkVersion, spec: XtremeTask, pred_root: Path,
                 label_root: Path, only: Optional[Collection[str]] = None,
-                seqeval: str = SEQEVAL_0_0_12) -> Dict[str, Any]:
+                seqeval: str = SEQEVAL_0_0_12, scale: float = 1.0) -> Dict[str, Any]:
     languages = version.languages[spec.name]
     if only is not None:
         languages = tuple(lang for lang in languages if lang in only)
@@ -152,7 +162,7 @@ def _score_task(version: BenchmarkVersion, spec: XtremeTask, pred_root: Path,
             if not path.is_file():
                 raise XtremeScoringError(f"{spec.name}: missing {kind} file for language "
                                          f"{lang!r}: {path}")
-        values, n = _score_language(spec, lang, pred_path, gold_path, seqeval)
+        values, n = _score_language(spec, lang, pred_path, gold_path, seqeval, scale)
         for metric in spec.metrics:
             per_metric[metric][lang] = values[metric]
         counts[lang] = n
@@ -175,13 +185,6 @@ def _score_task(version: BenchmarkVersion, spec: XtremeTask, pred_root: Path,
         result["avg_metric"] = result[f"avg_{spec.main_metric}"]
     result["n"] = counts
     return result
-
-
-def _scale_task(result: Dict[str, Any], spec: XtremeTask, factor: float) -> None:
-    for metric in spec.metrics:
-        result[metric] = {lang: v * factor for lang, v in result[metric].items()}
-        result[f"avg_{metric}"] *= factor
-    result["avg_metric"] *= factor
 
 
 def _resolve_tasks(version: BenchmarkVersion, tasks: Optional[Iterable[str]]) -> List[str]:
@@ -262,7 +265,7 @@ def score(pred_dir: PathLike, label_dir: PathLike, version: str = "xtreme-r",
                             f"and from the overall score")
             continue
         task_results[name] = _score_task(spec_version, spec, pred_root, label_root, only,
-                                         seqeval)
+                                         seqeval, 100.0 if percent else 1.0)
         if only is not None and len(task_results[name]["languages"]) < len(spec_version.languages[name]):
             task_results[name]["languages_restricted"] = True
             warnings.append(f"task {name} is scored on {len(task_results[name]['languages'])} of its "
@@ -275,11 +278,6 @@ def score(pred_dir: PathLike, label_dir: PathLike, version: str = "xtreme-r",
         raise XtremeScoringError(
             f"no task of {version} found under {pred_root}; expected sub-folders named "
             f"{', '.join(requested)}")
-
-    factor = 100.0 if percent else 1.0
-    if percent:
-        for name in scored:
-            _scale_task(task_results[name], TASKS[name], factor)
 
     groups: Dict[str, Dict[str, Any]] = {}
     for group in spec_version.groups:
