@@ -46,6 +46,7 @@ from itt.reporting.load import (
     scan,
 )
 from itt.reporting.plots import plot_gain_heatmap, plot_per_language
+from itt.reporting.selection import selection_section
 from itt.reporting.render import latex_document, paper_latex, paper_markdown, to_latex, to_markdown
 from itt.reporting.stats import BOOTSTRAP_TEST, CORRECTIONS, RESAMPLES, SEED_TEST
 from itt.reporting.xling import xling_section
@@ -216,6 +217,8 @@ def build_report(dirs: Dirs = None, out_dir: PathLike | None = None, metric: str
     out = Path(out_dir) if out_dir is not None else default_out_dir(df, roots)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
+    selection = selection_section(df, roots, fig_dir)   # selection.json against the grid
+    missing = selection.drop_not_run(missing)           # left out by the sweeper's selection
     report = Report(n_results=len(df), failures=failure_lines(failures),
                     missing=missing_lines(missing),
                     skipped=[f"SKIPPED {p}: {why}" for p, why in found.malformed])
@@ -271,6 +274,8 @@ def build_report(dirs: Dirs = None, out_dir: PathLike | None = None, metric: str
             csv(name, frame)
     csv("failures", failures)
     csv("missing", missing)
+    if not selection.per_group.empty:
+        csv("selection", selection.per_group.drop(columns="top"))
 
     # ---- markdown
     searched = ", ".join(str(p) for p in found.searched)
@@ -298,6 +303,7 @@ def build_report(dirs: Dirs = None, out_dir: PathLike | None = None, metric: str
                "### Same vs different domain (XTREME-R cells)", "",
                to_markdown(domain_xtreme, index=False), ""]
     md += xling.markdown(to_markdown)
+    md += selection.markdown
     md += ["## Same vs different domain (all targets)", "",
            "Mean gain over the no-ITT baseline by whether intermediate.domain == target.domain.",
            "", to_markdown(domain_all, index=False), "",
