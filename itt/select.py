@@ -120,6 +120,13 @@ def plan_questions(cfg: DictConfig) -> list[tuple[str, str, list[str]]]:
         else:
             cands = _field_cards(str(field), target)
         cands = list(dict.fromkeys(cands))
+        unknown = [c for c in cands if not (Path(_config.CONF_DIR) / "task" / f"{c}.yaml").exists()]
+        if unknown:
+            import difflib
+
+            near = {c: difflib.get_close_matches(c, _config.available("task"), n=1) for c in unknown}
+            hint = "; ".join(f"'{c}' (did you mean '{n[0]}'?)" if n else f"'{c}'" for c, n in near.items())
+            raise ConfigError(f"candidates: no task card {hint} in conf/task/; candidates are task card names.")
         if target in cands:
             raise ConfigError(f"candidates include the target '{target}' itself; leave it out of candidates=.")
         if not cands:

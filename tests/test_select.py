@@ -191,6 +191,8 @@ def test_select_bad_input_exits_2_with_one_line(tmp_path):
     bad = _select(tmp_path, "candidates=smoke_products,smoke_movies")
     assert bad.returncode == 2
     assert "candidates include the target 'smoke_products'" in bad.stderr
+    bad = _select(tmp_path, "candidates=smoke_movis,smoke_pairs")
+    assert bad.returncode == 2 and "no task card 'smoke_movis' (did you mean 'smoke_movies'?)" in bad.stderr
     bad = _select(tmp_path, "select.methods=[logme,taskemb]")
     assert bad.returncode == 2 and "select.methods: unknown ['taskemb']" in bad.stderr
 
