@@ -1,8 +1,14 @@
 """XTREME-R retrieval converter: Mewsli-X and LAReQA (XQuAD-R) source files -> retrieval rows.
 
-Fixtures are written in the source formats XTREME-R's download scripts leave behind
-(``download/mewslix/*.jsonl``, ``download/lareqa/xquad-r/<lang>.json``); the converted
-files are then read through the real task cards and scored by the retrieval task type.
+Fixtures are written in the layouts XTREME-R's ``scripts/download_data.sh`` (google-research/
+xtreme, commit 838c13b69daafb9328785d16caae2711e4012123) leaves behind: ``download/mewslix/``
+with ``candidate_set_entities.jsonl``, ``wikinews_mentions/<split>-<lang>.jsonl`` and
+``wikinews_labels/<split>-<lang>.json`` as its ``utils_preprocess.py`` (``mewslix_preprocess``)
+shards them, test gold blanked; the official scorer's label files
+(``labels/mewslix/test-<lang>.json``, as in its ``mock_test_data``); ``download/lareqa/`` with
+the unpacked lareqa archive (``xquad-r/<lang>.json`` beside ``mlqa-r/``). The release layout of
+``get-mewsli-x.sh`` (``wikinews_mentions-<split>.jsonl``, gold in place) is covered too. The
+converted files are then read through the real task cards and scored by the retrieval type.
 """
 from __future__ import annotations
 
@@ -70,17 +76,66 @@ DE_TEXT = "Streik in Helsinki\n\nDer Streik in Helsinki traf Finnland."
 FR_TEXT = "Grève à Helsinki\n\nLa grève a touché Helsinki."
 
 
-def _mewslix_source(root: Path) -> Path:
-    src = root / "download" / "mewslix"
-    _jsonl(src / "candidate_set_entities.jsonl", ENTITIES)
-    _jsonl(src / "wikinews_mentions-test.jsonl", [
+def _release_docs() -> dict[str, list[dict]]:
+    return {"test": [
         _doc("en-1", "en", EN_TEXT, [("m-en-1", "Helsinki", "Q1757"), ("m-en-2", "Finland", "Q33")], occurrence=20),
         _doc("de-1", "de", DE_TEXT, [("m-de-1", "Helsinki", "Q1757")], occurrence=20),
         _doc("fr-1", "fr", FR_TEXT, [("m-fr-1", "Helsinki", "Q1757")], occurrence=18),
-    ])
-    _jsonl(src / "wikinews_mentions-dev.jsonl", [
-        _doc("en-2", "en", EN_TEXT, [("m-en-dev", "Finland", "Q33")], occurrence=20)])
+    ], "dev": [_doc("en-2", "en", EN_TEXT, [("m-en-dev", "Finland", "Q33")], occurrence=20)]}
+
+
+def _mewslix_source(root: Path) -> Path:
+    """The release layout of get-mewsli-x.sh: one mentions file per split, gold in place."""
+    src = root / "download" / "mewslix"
+    _jsonl(src / "candidate_set_entities.jsonl", ENTITIES)
+    for split, docs in _release_docs().items():
+        _jsonl(src / f"wikinews_mentions-{split}.jsonl", docs)
     return src
+
+
+MEWSLIX_LANGUAGES = ["ar", "de", "en", "es", "fa", "ja", "pl", "ro", "ta", "tr", "uk"]
+
+
+def _download_data_layout(root: Path) -> Path:
+    """What download_data.sh's download_mewslix leaves: utils_preprocess.py's mewslix_preprocess
+    shards each split's articles into wikinews_mentions/<split>-<lang>.jsonl (one json.dumps line
+    per article) and wikinews_labels/<split>-<lang>.json ({example_id: [entity_id]}) for the 11
+    languages, after blanking every test entity_id (so the test labels are [""] too), and the
+    combined files are deleted. (The fr article of the release fixture is dropped: only the 11
+    languages are written.)"""
+    src = root / "download" / "mewslix"
+    _jsonl(src / "candidate_set_entities.jsonl", ENTITIES)
+    for split, docs in _release_docs().items():
+        for lang in MEWSLIX_LANGUAGES:
+            lines, labels = [], {}
+            for doc in docs:
+                if doc["context"]["language"] != lang:
+                    continue
+                doc = json.loads(json.dumps(doc))
+                for m in doc["mentions"]:
+                    if split == "test":
+                        m["entity_id"] = ""
+                    labels[m["example_id"]] = [m["entity_id"]]
+                lines.append(json.dumps(doc) + "\n")
+            path = src / "wikinews_mentions" / f"{split}-{lang}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(lines), encoding="utf-8")
+            (src / "wikinews_labels").mkdir(exist_ok=True)
+            (src / "wikinews_labels" / f"{split}-{lang}.json").write_text(json.dumps(labels), encoding="utf-8")
+    return src
+
+
+def _scorer_labels(root: Path, gold: dict[str, dict[str, str]]) -> Path:
+    """The official scorer's label folder: labels/mewslix/test-<lang>.json, {id: [QID]}."""
+    labels = root / "labels"
+    (labels / "mewslix").mkdir(parents=True, exist_ok=True)
+    for lang in MEWSLIX_LANGUAGES:
+        (labels / "mewslix" / f"test-{lang}.json").write_text(
+            json.dumps({k: [v] for k, v in gold.get(lang, {}).items()}), encoding="utf-8")
+    return labels
+
+
+TEST_GOLD = {"en": {"m-en-1": "Q1757", "m-en-2": "Q33"}, "de": {"m-de-1": "Q1757"}}
 
 
 def test_mewslix_rows_texts_ids_and_languages(tmp_path):
@@ -127,10 +182,88 @@ def test_mewslix_rows_texts_ids_and_languages(tmp_path):
     assert _read(out / "dev-en.jsonl")[0]["relevant"] == ["Q33"]
 
 
+def test_mewslix_download_data_layout_blank_test_gold_and_scorer_labels(tmp_path):
+    src, out = _download_data_layout(tmp_path), tmp_path / "out"
+    assert json.loads((src / "wikinews_labels" / "test-en.json").read_text()) == {"m-en-1": [""], "m-en-2": [""]}
+    assert not (src / "wikinews_mentions-test.jsonl").exists()
+    # The test gold is blanked and only the leaderboard keeps it: no silent empty relevant lists.
+    with pytest.raises(DataError, match=r"3 test mention\(s\) have a blank entity_id and no label \(de 1, en 2\): "
+                                        r"XTREME-R's utils_preprocess\.py \(mewslix_preprocess\) blanks the test "
+                                        r"gold.*--labels DIR.*DIR/mewslix/test-<lang>\.json.*--split dev"):
+        xc.convert_mewslix(src, out, quiet=True)
+    assert not out.exists() or not list(out.iterdir())
+
+    # With the scorer's label files the rows are those of the release layout, byte for byte.
+    labels = _scorer_labels(tmp_path, TEST_GOLD)
+    summary = xc.convert_mewslix(src, out, quiet=True, labels=labels)
+    assert summary.files == {"candidates.jsonl": (4, "written"), "test-de.jsonl": (1, "written"),
+                             "test-en.jsonl": (2, "written")}
+    notes = " | ".join(summary.notes)
+    assert "layout: per-language" in notes and "3 gold entity id(s) taken from label files" in notes
+    release_out = tmp_path / "release_out"
+    xc.convert_mewslix(_mewslix_source(tmp_path / "release"), release_out, quiet=True)
+    for name in ("candidates.jsonl", "test-en.jsonl", "test-de.jsonl"):
+        assert (out / name).read_bytes() == (release_out / name).read_bytes(), name
+    assert [r["relevant"] for r in _read(out / "test-en.jsonl")] == [["Q1757"], ["Q33"]]
+    # --labels may also name the mewslix folder itself.
+    again = xc.convert_mewslix(src, out, quiet=True, labels=labels / "mewslix")
+    assert {state for _, state in again.files.values()} == {"unchanged"}
+
+    # Dev keeps its gold: in the mentions and in wikinews_labels/dev-<lang>.json.
+    dev = xc.convert_mewslix(src, out, ["en"], split="dev", quiet=True)
+    assert dev.files["dev-en.jsonl"] == (1, "written")
+    assert _read(out / "dev-en.jsonl")[0]["relevant"] == ["Q33"]
+
+
+def test_mewslix_download_data_layout_bad_input(tmp_path):
+    src, out = _download_data_layout(tmp_path), tmp_path / "out"
+    labels = _scorer_labels(tmp_path, TEST_GOLD)
+    # Label sources that disagree.
+    (src / "wikinews_labels" / "dev-en.json").write_text(json.dumps({"m-en-dev": ["Q5"]}), encoding="utf-8")
+    with pytest.raises(DataError, match=r"mentions\[0\]: entity_id 'Q33' but .*wikinews_labels/dev-en\.json gives 'Q5'"):
+        xc.convert_mewslix(src, out, ["en"], split="dev", quiet=True)
+    # A label for a mention that does not exist.
+    (labels / "mewslix" / "test-de.json").write_text(json.dumps({"m-de-1": ["Q1757"], "m-de-9": ["Q5"]}),
+                                                     encoding="utf-8")
+    with pytest.raises(DataError, match=r"1 labelled example id\(s\) are no mention of the test files, e\.g\. "
+                                        r"'m-de-9' in .*labels/mewslix/test-de\.json"):
+        xc.convert_mewslix(src, out, quiet=True, labels=labels)
+    # A label file that is not {id: [QID]}.
+    (labels / "mewslix" / "test-de.json").write_text(json.dumps({"m-de-1": "Q1757"}), encoding="utf-8")
+    with pytest.raises(DataError, match=r"test-de\.json: the label of 'm-de-1' should be a one-element list"):
+        xc.convert_mewslix(src, out, quiet=True, labels=labels)
+    # A language without a label file under --labels.
+    (labels / "mewslix" / "test-de.json").unlink()
+    with pytest.raises(DataError, match=r"--labels .*labels has no test-de\.json \(nor mewslix/test-de\.json\)"):
+        xc.convert_mewslix(src, out, quiet=True, labels=labels)
+    # An article of another language in a per-language file.
+    en_file = src / "wikinews_mentions" / "test-en.jsonl"
+    de_line = (src / "wikinews_mentions" / "test-de.jsonl").read_text(encoding="utf-8")
+    en_file.write_text(en_file.read_text(encoding="utf-8") + de_line, encoding="utf-8")
+    with pytest.raises(DataError, match=r"test-en\.jsonl:2: an article in 'de' in the 'en' file"):
+        xc.convert_mewslix(src, out, ["en"], quiet=True, labels=_scorer_labels(tmp_path, TEST_GOLD))
+    # A missing language file names the script that writes it.
+    (src / "wikinews_mentions" / "test-uk.jsonl").unlink()
+    with pytest.raises(DataError, match=r"source file not found: .*wikinews_mentions/test-uk\.jsonl\. XTREME-R's "
+                                        r"`bash scripts/download_data.sh`"):
+        xc.convert_mewslix(src, out, quiet=True)
+    # Neither layout.
+    with pytest.raises(DataError, match=r"neither .*wikinews_mentions/ \(per-language files\) nor "
+                                        r".*wikinews_mentions-test\.jsonl found"):
+        xc.convert_mewslix(_mewslix_entities_only(tmp_path / "bare"), out, quiet=True)
+    assert not out.exists() or not list(out.iterdir())
+
+
+def _mewslix_entities_only(root: Path) -> Path:
+    src = root / "download" / "mewslix"
+    _jsonl(src / "candidate_set_entities.jsonl", ENTITIES)
+    return src
+
+
 def test_mewslix_bad_input(tmp_path):
     src, out = _mewslix_source(tmp_path), tmp_path / "out"
     with pytest.raises(DataError, match=r"source file not found: .*nowhere/candidate_set_entities\.jsonl\. "
-                                        r"XTREME-R's `bash scripts/download_mewslix_data.sh`"):
+                                        r"XTREME-R's `bash scripts/download_data.sh` .*function download_mewslix"):
         xc.convert_mewslix(tmp_path / "nowhere", out, quiet=True)
 
     mentions = src / "wikinews_mentions-test.jsonl"
@@ -218,8 +351,12 @@ def _xquad_r(lang: str) -> dict:
 
 
 def _lareqa_source(root: Path, langs=("en", "de")) -> Path:
+    """download/lareqa as download_data.sh's download_lareqa leaves it: the archive's folders
+    (xquad-r/, mlqa-r/) without LICENSE and README.md; only xquad-r is XTREME-R's LAReQA."""
     src = root / "download" / "lareqa"
     (src / "xquad-r").mkdir(parents=True, exist_ok=True)
+    (src / "mlqa-r").mkdir(parents=True, exist_ok=True)
+    (src / "mlqa-r" / "en.json").write_text('{"data": []}', encoding="utf-8")   # not read
     for lang in langs:
         (src / "xquad-r" / f"{lang}.json").write_text(json.dumps(_xquad_r(lang), ensure_ascii=False),
                                                       encoding="utf-8")
@@ -263,7 +400,7 @@ def test_lareqa_rows_ids_relevant_and_pool(tmp_path):
 def test_lareqa_bad_input(tmp_path):
     src, out = _lareqa_source(tmp_path), tmp_path / "out"
     with pytest.raises(DataError, match=r"source file not found: .*xquad-r/ar\.json\. XTREME-R's "
-                                        r"`bash scripts/download_lareqa_data.sh`"):
+                                        r"`bash scripts/download_data.sh` .*function download_lareqa"):
         xc.convert_lareqa(src, out, quiet=True)       # the default is all 11 languages
 
     de = src / "xquad-r" / "de.json"
@@ -317,7 +454,9 @@ def test_converted_files_load_through_the_task_card(task, make_cfg, tmp_path):
         xc.convert_lareqa(_lareqa_source(tmp_path), data_dir / "xtreme" / "lareqa", ["en", "de"], quiet=True)
         n_queries = {"en": 3, "de": 4}
     else:
-        xc.convert_mewslix(_mewslix_source(tmp_path), data_dir / "xtreme" / "mewslix", quiet=True)
+        # The layout download_data.sh leaves, test gold from the scorer's label files.
+        xc.convert_mewslix(_download_data_layout(tmp_path), data_dir / "xtreme" / "mewslix", quiet=True,
+                           labels=_scorer_labels(tmp_path, TEST_GOLD))
         n_queries = {"en": 2, "de": 1}
     cfg = make_cfg("intermediate=none", "model=tiny_bert", f"target={task}", f"paths.data_dir={data_dir}",
                    "eval.export_predictions=true")

@@ -27,17 +27,34 @@ Every file is written to a temporary file first and moved into place only when t
 conversion succeeded, so a failed run leaves the previous files untouched; a file whose
 content did not change is left as it is (a second run reports ``unchanged``).
 
-Mewsli-X (``scripts/download_mewslix_data.sh`` of github.com/google-research/xtreme, which
-runs ``get-mewsli-x.sh`` of google-research/google-research
-``dense_representations_for_entity_retrieval/mel`` and leaves the files in
-``download/mewslix/``)
+Mewsli-X (``bash scripts/download_data.sh`` of github.com/google-research/xtreme, function
+``download_mewslix``: it runs ``get-mewsli-x.sh`` of google-research/google-research
+``dense_representations_for_entity_retrieval/mel``, then ``utils_preprocess.py --task
+mewslix`` (``mewslix_preprocess``) and deletes the combined mention files; followed as of
+xtreme commit 838c13b69daafb9328785d16caae2711e4012123). ``--source`` is
+``download/mewslix``, which then holds:
+
     ``candidate_set_entities.jsonl``: one entity per line, ``entity_id`` (Wikidata QID),
     ``title``, ``description``, ``sentence_spans`` (``[{"start", "end"}]`` into
     ``description``), ``description_language``, ``description_url``; 1,003,893 entities.
-    ``wikinews_mentions-{dev,test}.jsonl``: one WikiNews article per line,
-    ``{"context": {"document_id", "document_title", "document_url", "language", "text",
-    "sentence_spans"}, "mentions": [{"example_id", "mention_span": {"start", "end",
-    "text"}, "entity_id", "metadata"}]}``; a query per mention.
+    ``wikinews_mentions/{dev,test}-<lang>.jsonl``: the WikiNews articles of one language,
+    one per line, ``{"context": {"document_id", "document_title", "document_url",
+    "language", "text", "sentence_spans"}, "mentions": [{"example_id", "mention_span":
+    {"start", "end", "text"}, "entity_id", "metadata"}]}``; a query per mention. In the
+    test files every ``entity_id`` is ``""``: the preprocessing blanks the test gold.
+    ``wikinews_labels/{dev,test}-<lang>.json``: ``{"<example_id>": ["<entity_id>"]}``, the
+    format of the official scorer's label files (``mock_test_data/labels/mewslix``); the
+    dev files hold the gold, the test files the blanked ids.
+
+    Where the gold comes from: the mention's ``entity_id``; else the same split's
+    ``wikinews_labels`` file; else, for the test split, ``--labels DIR``: the official
+    scorer's label files, ``DIR/test-<lang>.json`` or ``DIR/mewslix/test-<lang>.json``
+    (the layout of ``evaluate.py --label_folder``; the leaderboard keeps the real ones).
+    Two sources that disagree, a label for an unknown mention and a mention left without
+    gold are errors (a query row needs its relevant entity). The release layout that
+    ``get-mewsli-x.sh`` itself writes (and XTREME-R's former
+    ``scripts/download_mewslix_data.sh`` moved to ``download/mewslix``), one
+    ``wikinews_mentions-{dev,test}.jsonl`` with the gold in place, is read as well.
 
     Texts follow XTREME-R's baseline (``third_party/utils_mewslix.py``,
     ``preprocess_mention`` / ``preprocess_entity_description``). A query is the mention's
@@ -57,8 +74,12 @@ runs ``get-mewsli-x.sh`` of google-research/google-research
     gold entities of the WikiNews dev and test sets, so a missing one means a wrong or
     truncated file, not a known gap of the data.
 
-LAReQA (``scripts/download_lareqa_data.sh``: github.com/google-research-datasets/lareqa,
-unpacked into ``download/lareqa/``)
+LAReQA (``bash scripts/download_data.sh`` of github.com/google-research/xtreme, function
+``download_lareqa``, as of commit 838c13b69daafb9328785d16caae2711e4012123: the
+github.com/google-research-datasets/lareqa archive unpacked into ``download/lareqa/``, its
+LICENSE and README removed; the former ``scripts/download_lareqa_data.sh`` did the same.
+``third_party/evaluate_retrieval.py`` reads ``download/lareqa/xquad-r/<lang>.json``; the
+``mlqa-r`` folders beside it are not part of XTREME-R)
     ``xquad-r/<lang>.json`` for ar de el en es hi ru th tr vi zh: XQuAD in SQuAD v1.1 form
     (``{"data": [{"paragraphs": [{"context", "qas": [{"id", "question", "answers":
     [{"text", "answer_start"}]}], "sentence_breaks": [[start, end], ...],
@@ -99,19 +120,23 @@ from itt.errors import DataError, ITTError
 
 TASKS = ("mewslix", "lareqa", "tydiqa", "udpos")
 MEWSLIX_ENTITIES = "candidate_set_entities.jsonl"
-MEWSLIX_MENTIONS = "wikinews_mentions-{split}.jsonl"
+MEWSLIX_MENTIONS = "wikinews_mentions-{split}.jsonl"          # release layout (get-mewsli-x.sh)
+MEWSLIX_LANG_MENTIONS = "wikinews_mentions/{split}-{lang}.jsonl"  # download_data.sh layout
+MEWSLIX_LANG_LABELS = "wikinews_labels/{split}-{lang}.json"
 MEWSLIX_POOL = "candidates.jsonl"
 LAREQA_DIR = "xquad-r"
 LAREQA_POOL = "pool.jsonl"
 
 _WHERE = {
-    "mewslix": ("XTREME-R's `bash scripts/download_mewslix_data.sh` (github.com/google-research/xtreme) "
-                "writes it to download/mewslix/; it runs get-mewsli-x.sh of github.com/google-research/"
-                "google-research (dense_representations_for_entity_retrieval/mel), which downloads "
-                "mewsli-x_20220518_6.zip and restores the WikiNews article text"),
-    "lareqa": ("XTREME-R's `bash scripts/download_lareqa_data.sh` (github.com/google-research/xtreme) "
-               "unpacks github.com/google-research-datasets/lareqa into download/lareqa/, whose "
-               "xquad-r/<lang>.json files are XQuAD-R"),
+    "mewslix": ("XTREME-R's `bash scripts/download_data.sh` (github.com/google-research/xtreme, function "
+                "download_mewslix) writes download/mewslix/: candidate_set_entities.jsonl, "
+                "wikinews_mentions/<split>-<lang>.jsonl and wikinews_labels/<split>-<lang>.json (it runs "
+                "get-mewsli-x.sh of github.com/google-research/google-research, "
+                "dense_representations_for_entity_retrieval/mel, which restores the WikiNews article "
+                "text, then utils_preprocess.py --task mewslix)"),
+    "lareqa": ("XTREME-R's `bash scripts/download_data.sh` (github.com/google-research/xtreme, function "
+               "download_lareqa) unpacks github.com/google-research-datasets/lareqa into download/lareqa/, "
+               "whose xquad-r/<lang>.json files are XQuAD-R"),
 }
 
 _WHERE.update({
@@ -314,11 +339,73 @@ def mention_text(context: str, sentences: Sequence[tuple[int, int]], start: int,
     return None
 
 
+def _mewslix_label_file(path: Path) -> dict[str, str]:
+    """``{example_id: entity_id}`` of one label file in the official scorer's format
+    (``{"<example_id>": ["<entity_id>"]}``); blank ids (the blanked test gold) are left out."""
+    data = _load_json(path)
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object mapping example_id -> [entity_id]")
+    out: dict[str, str] = {}
+    for ex_id, value in data.items():
+        if (not isinstance(value, list) or len(value) != 1 or not isinstance(value[0], str)):
+            raise DataError(f"{path}: the label of {ex_id!r} should be a one-element list holding the "
+                            f"entity id, got {value!r}")
+        if value[0].strip():
+            out[ex_id] = value[0].strip()
+    return out
+
+
+def _scorer_labels(labels: Path, split: str, lang: str) -> Path | None:
+    for path in (labels / f"{split}-{lang}.json", labels / "mewslix" / f"{split}-{lang}.json"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _mewslix_sources(source: Path, split: str, langs: Sequence[str]) -> tuple[str, list[tuple[Path, str | None]]]:
+    """The layout (``per-language`` | ``release``) and the mention files, each with the
+    language it must hold (None: any, the release file holds all of them)."""
+    if (source / "wikinews_mentions").is_dir():
+        paths = [(source / MEWSLIX_LANG_MENTIONS.format(split=split, lang=lang), lang) for lang in langs]
+        for path, _ in paths:
+            _require_file(path, "mewslix")
+        return "per-language", [(p, lang) for p, lang in paths]
+    release = source / MEWSLIX_MENTIONS.format(split=split)
+    if release.is_file():
+        return "release", [(release, None)]
+    raise DataError(f"mewslix: neither {source / 'wikinews_mentions'}/ (per-language files) nor {release} "
+                    f"found. {_WHERE['mewslix']}; pass that folder as --source.")
+
+
 def convert_mewslix(source: Path, out_dir: Path, languages: Sequence[str] | None = None, split: str = "test",
-                    quiet: bool = False) -> Summary:
+                    quiet: bool = False, labels: Path | None = None) -> Summary:
     entities_path = _require_file(source / MEWSLIX_ENTITIES, "mewslix")
-    mentions_path = _require_file(source / MEWSLIX_MENTIONS.format(split=split), "mewslix")
     langs = list(languages or official_languages("mewslix"))
+    layout, mention_files = _mewslix_sources(source, split, langs)
+    if labels is not None and not labels.is_dir():
+        raise DataError(f"mewslix: --labels {labels} is not a folder; give the folder holding the official "
+                        f"scorer's label files mewslix/{split}-<lang>.json")
+    # Gold from label files: the split's wikinews_labels (download_data.sh layout), then --labels.
+    gold_files: dict[str, dict[str, tuple[str, Path]]] = {lang: {} for lang in langs}
+    label_paths: list[Path] = []
+    for lang in langs:
+        candidates = [source / MEWSLIX_LANG_LABELS.format(split=split, lang=lang)]
+        if labels is not None:
+            found = _scorer_labels(labels, split, lang)
+            if found is None:
+                raise DataError(f"mewslix: --labels {labels} has no {split}-{lang}.json (nor "
+                                f"mewslix/{split}-{lang}.json)")
+            candidates.append(found)
+        for path in candidates:
+            if not path.is_file():
+                continue
+            label_paths.append(path)
+            for ex_id, gold in _mewslix_label_file(path).items():
+                prior = gold_files[lang].get(ex_id)
+                if prior is not None and prior[0] != gold:
+                    raise DataError(f"mewslix: {ex_id!r} has gold {prior[0]!r} in {prior[1]} but {gold!r} "
+                                    f"in {path}")
+                gold_files[lang][ex_id] = (gold, path)
     summary = Summary("mewslix", out_dir)
     writer = Writer(out_dir)
     try:
@@ -345,58 +432,95 @@ def convert_mewslix(source: Path, out_dir: Path, languages: Sequence[str] | None
             raise DataError(f"{entities_path} holds no entities")
         _progress(f"  {pool.rows:,} entities", quiet)
 
-        _progress(f"mewslix: reading {mentions_path}", quiet)
         seen: set[str] = set()
         missing: list[str] = []
+        no_gold: Counter[str] = Counter()
         other: Counter[str] = Counter()
-        for lineno, doc in _jsonl(mentions_path):
-            where = f"{mentions_path}:{lineno}"
-            ctx = _get(doc, "context", dict, where)
-            text = _get(ctx, "text", str, f"{where}: context")
-            if not text:
-                raise DataError(f"{where}: context.text is empty: the WikiNews article text was not "
-                                f"restored (the released wikinews_mentions_no_text files omit it). "
-                                f"{_WHERE['mewslix']}.")
-            lang = _get(ctx, "language", str, f"{where}: context")
-            sentences = _spans(ctx, "sentence_spans", len(text), f"{where}: context")
-            for k, m in enumerate(_get(doc, "mentions", list, where)):
-                mwhere = f"{where}: mentions[{k}]"
-                if not isinstance(m, dict):
-                    raise DataError(f"{mwhere} should be an object")
-                ex_id = _get(m, "example_id", str, mwhere)
-                gold = _get(m, "entity_id", str, mwhere)
-                span = _get(m, "mention_span", dict, mwhere)
-                start, end = _get(span, "start", int, f"{mwhere}.mention_span"), _get(span, "end", int,
-                                                                                     f"{mwhere}.mention_span")
-                if not 0 <= start < end <= len(text) or text[start:end] != span.get("text"):
-                    raise DataError(f"{mwhere}: mention_span [{start}, {end}) {span.get('text')!r} does not "
-                                    f"match the article text")
-                if ex_id in seen:
-                    raise DataError(f"{mwhere}: example_id {ex_id!r} occurs twice")
-                seen.add(ex_id)
-                if lang not in langs:
-                    other[lang] += 1
-                    continue
-                if gold not in ids:
-                    missing.append(f"{ex_id} -> {gold} ({mwhere})")
-                    continue
-                query = mention_text(text, sentences, start, end)
-                if query is None:
-                    raise DataError(f"{mwhere}: mention {ex_id!r} [{start}, {end}) lies in no single "
-                                    f"sentence of context.sentence_spans")
-                writer.open(f"{split}-{lang}.jsonl").write(row("query", ex_id, query, [gold], lang))
+        from_labels = 0
+        for mentions_path, file_lang in mention_files:
+            _progress(f"mewslix: reading {mentions_path}", quiet)
+            for lineno, doc in _jsonl(mentions_path):
+                where = f"{mentions_path}:{lineno}"
+                ctx = _get(doc, "context", dict, where)
+                text = _get(ctx, "text", str, f"{where}: context")
+                if not text:
+                    raise DataError(f"{where}: context.text is empty: the WikiNews article text was not "
+                                    f"restored (the released wikinews_mentions_no_text files omit it). "
+                                    f"{_WHERE['mewslix']}.")
+                lang = _get(ctx, "language", str, f"{where}: context")
+                if file_lang is not None and lang != file_lang:
+                    raise DataError(f"{where}: an article in {lang!r} in the {file_lang!r} file (XTREME-R's "
+                                    f"evaluate_retrieval.py asserts one language per file)")
+                sentences = _spans(ctx, "sentence_spans", len(text), f"{where}: context")
+                for k, m in enumerate(_get(doc, "mentions", list, where)):
+                    mwhere = f"{where}: mentions[{k}]"
+                    if not isinstance(m, dict):
+                        raise DataError(f"{mwhere} should be an object")
+                    ex_id = _get(m, "example_id", str, mwhere)
+                    gold = _get(m, "entity_id", str, mwhere).strip()
+                    span = _get(m, "mention_span", dict, mwhere)
+                    start, end = (_get(span, "start", int, f"{mwhere}.mention_span"),
+                                  _get(span, "end", int, f"{mwhere}.mention_span"))
+                    if not 0 <= start < end <= len(text) or text[start:end] != span.get("text"):
+                        raise DataError(f"{mwhere}: mention_span [{start}, {end}) {span.get('text')!r} does "
+                                        f"not match the article text")
+                    if ex_id in seen:
+                        raise DataError(f"{mwhere}: example_id {ex_id!r} occurs twice")
+                    seen.add(ex_id)
+                    if lang not in langs:
+                        other[lang] += 1
+                        continue
+                    labelled = gold_files[lang].get(ex_id)
+                    if labelled is not None:
+                        if gold and gold != labelled[0]:
+                            raise DataError(f"{mwhere}: entity_id {gold!r} but {labelled[1]} gives "
+                                            f"{labelled[0]!r}")
+                        if not gold:
+                            from_labels += 1
+                        gold = labelled[0]
+                    if not gold:
+                        no_gold[lang] += 1
+                        continue
+                    if gold not in ids:
+                        missing.append(f"{ex_id} -> {gold} ({mwhere})")
+                        continue
+                    query = mention_text(text, sentences, start, end)
+                    if query is None:
+                        raise DataError(f"{mwhere}: mention {ex_id!r} [{start}, {end}) lies in no single "
+                                        f"sentence of context.sentence_spans")
+                    writer.open(f"{split}-{lang}.jsonl").write(row("query", ex_id, query, [gold], lang))
+        if no_gold:
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(no_gold.items()))
+            raise DataError(f"mewslix: {sum(no_gold.values())} {split} mention(s) have a blank entity_id and "
+                            f"no label ({counts}): XTREME-R's utils_preprocess.py (mewslix_preprocess) "
+                            f"blanks the test gold, which only the leaderboard keeps. Pass --labels DIR "
+                            f"holding the official scorer's label files (DIR/mewslix/{split}-<lang>.json, "
+                            f"{{\"<example_id>\": [\"<QID>\"]}}), convert --split dev, or convert the release "
+                            f"files of get-mewsli-x.sh (wikinews_mentions-{split}.jsonl, gold in place).")
+        unknown = [(ex_id, path) for lang in langs for ex_id, (_, path) in gold_files[lang].items()
+                   if ex_id not in seen]
+        if unknown:
+            raise DataError(f"mewslix: {len(unknown)} labelled example id(s) are no mention of the {split} "
+                            f"files, e.g. {unknown[0][0]!r} in {unknown[0][1]}: labels and mentions are of "
+                            f"different releases or splits")
         if missing:
-            raise DataError(f"mewslix: {len(missing)} mention(s) of {mentions_path} have a gold entity "
-                            f"that is not in {entities_path} (the Mewsli-X candidate set holds every "
-                            f"WikiNews gold entity, so one of the files is wrong or truncated): "
+            raise DataError(f"mewslix: {len(missing)} mention(s) have a gold entity that is not in "
+                            f"{entities_path} (the Mewsli-X candidate set holds every WikiNews gold "
+                            f"entity, so one of the files is wrong or truncated): "
                             + "; ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
         absent = [lang for lang in langs if f"{split}-{lang}.jsonl" not in writer.files]
         if len(absent) == len(langs):
-            raise DataError(f"{mentions_path} holds no mentions in {', '.join(langs)}")
+            raise DataError(f"mewslix: the {split} mentions hold no mention in {', '.join(langs)}")
         summary.files = writer.commit()
     except BaseException:
         writer.abort()
         raise
+    summary.notes.append(f"layout: {layout} ({', '.join(str(p) for p, _ in mention_files[:1])}"
+                         f"{' ...' if len(mention_files) > 1 else ''})")
+    if from_labels:
+        summary.notes.append(f"{from_labels} gold entity id(s) taken from label files: "
+                             + ", ".join(sorted({str(p) for p in label_paths})[:3])
+                             + (" ..." if len(label_paths) > 3 else ""))
     if absent:
         summary.notes.append(f"no mentions in {', '.join(absent)}: no query file written for them")
     if other:
@@ -698,14 +822,19 @@ def _parser() -> argparse.ArgumentParser:
                                             "conf/task/<task>.yaml reads.")
     p.add_argument("task", choices=TASKS)
     p.add_argument("--source", required=True, type=Path,
-                   help="mewslix: the folder with candidate_set_entities.jsonl and "
-                        "wikinews_mentions-test.jsonl (XTREME-R's download/mewslix); lareqa: "
+                   help="mewslix: XTREME-R's download/mewslix (candidate_set_entities.jsonl, "
+                        "wikinews_mentions/, wikinews_labels/; or the release's "
+                        "wikinews_mentions-<split>.jsonl); lareqa: "
                         "download/lareqa or its xquad-r folder; tydiqa: download/tydiqa; udpos: "
                         "download/udpos")
     p.add_argument("--out", type=Path, help="output folder (default: <paths.data_dir>/xtreme/<task>)")
     p.add_argument("--languages", help="comma-separated languages (default: the task's XTREME-R languages)")
     p.add_argument("--split", choices=("test", "dev"), default="test",
                    help="mewslix: which WikiNews mentions to convert (default: test)")
+    p.add_argument("--labels", type=Path,
+                   help="mewslix: folder of the official scorer's label files (<split>-<lang>.json or "
+                        "mewslix/<split>-<lang>.json, {example_id: [QID]}) giving the gold that "
+                        "download_data.sh blanks in the test mentions")
     p.add_argument("--candidate-text", choices=("sentence+context", "sentence"), default="sentence+context",
                    help="lareqa: candidate text (default: the sentence, then its paragraph, as XTREME-R)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
@@ -718,7 +847,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = args.out if args.out is not None else default_out_dir(args.task)
         if args.task == "mewslix":
-            summary = convert_mewslix(args.source, out, langs, split=args.split, quiet=args.quiet)
+            summary = convert_mewslix(args.source, out, langs, split=args.split, quiet=args.quiet,
+                                      labels=args.labels)
         elif args.task == "tydiqa":
             summary = convert_tydiqa(args.source, out, langs, quiet=args.quiet)
         elif args.task == "udpos":
