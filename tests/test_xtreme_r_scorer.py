@@ -1,7 +1,9 @@
 """Tests of the XTREME-R / XTREME scorer (itt.metrics.xtreme_r) and its task registry.
 
-Every expected number is a literal worked out by hand in the comment next to it. The
-fixtures are literal file contents in the official formats, written into tmp_path.
+Every expected number is a literal worked out by hand in the comment next to it, a value
+returned by a released seqeval, or an average copied from google-research/xtreme's
+evaluate_test.py (its mock submission is in tests/fixtures/xtreme_mock). The other fixtures
+are literal file contents in the official formats, written into tmp_path.
 """
 from __future__ import annotations
 
