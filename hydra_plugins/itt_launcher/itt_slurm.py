@@ -145,11 +145,25 @@ class ITTSlurmLauncher(SlurmLauncher):
             submitted += list(zip(indices, jobs))
         returns: Dict[int, JobReturn] = {}
         for i, job in submitted:
-            try:
-                returns[i] = job.results()[0]
-            except Exception as exc:  # noqa: BLE001 - one lost job costs its cell, not the sweep
-                returns[i] = self._lost(job, configs[i], list(job_overrides[i]), exc)
+            returns[i] = self._wait(job, configs[i], list(job_overrides[i]))
         return [returns[i] for i in range(len(job_overrides))]
+
+    def _wait(self, job: Any, cfg: DictConfig, overrides: List[str]) -> JobReturn:
+        """The job's return; a job that SLURM ended without one fails its cell. An error while
+        the job is still queued or running (a failed sacct poll) is logged and waited out."""
+        import time
+
+        while True:
+            try:
+                return job.results()[0]
+            except Exception as exc:  # noqa: BLE001 - one lost job costs its cell, not the sweep
+                if not job.watcher.is_done(job.job_id, mode="force"):
+                    log.warning("SLURM job %s (%s) not finished: %s: %s; waiting", job.job_id,
+                                job.watcher.get_state(job.job_id, mode="cache"), type(exc).__name__,
+                                str(exc).splitlines()[0] if str(exc) else "")
+                    time.sleep(5)
+                    continue
+                return self._lost(job, cfg, overrides, exc)
 
     def _lost(self, job: Any, cfg: DictConfig, overrides: List[str], exc: BaseException) -> JobReturn:
         """A job that ended without a result: error.json for its cell (unless the cell finished)."""
@@ -157,10 +171,7 @@ class ITTSlurmLauncher(SlurmLauncher):
         from itt.utils import atomic_write_json, utc_now
 
         run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
-        try:
-            state = str(job.state)
-        except Exception:  # noqa: BLE001 - sacct unreachable: the exception says what is known
-            state = "UNKNOWN"
+        state = str(job.watcher.get_state(job.job_id, mode="cache"))
         reason = SlurmJobEnded(f"SLURM job {job.job_id} ended in state {state} without a result "
                                f"(submitit log: {job.paths.stderr})")
         if run_dir_state(run_dir)[0] == "finished":
@@ -173,6 +184,7 @@ class ITTSlurmLauncher(SlurmLauncher):
             "schema": "itt.error/1", "status": "failed", "experiment": str(cfg.experiment_name),
             "cell": cell, "exception": f"{type(reason).__name__}: {reason}",
             "traceback": f"{type(exc).__name__}: {exc}", "config": {}, "failed_at": utc_now()})
-        log.error("#%s FAILED: %s; error.json in %s", " ".join(filter_overrides(overrides)), reason, run_dir)
+        log.error("%s FAILED: %s; error.json in %s (%s: %s)", " ".join(filter_overrides(overrides)), reason, run_dir,
+                  type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
         return JobReturn(overrides=overrides, working_dir=str(run_dir), status=JobStatus.FAILED,
                          _return_value=reason)
