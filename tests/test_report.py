@@ -300,6 +300,9 @@ def test_report_markdown_lists_failed_and_missing(written: dict[str, Path]) -> N
     assert ("| minilm | 0.510 | 0.720 ± 0.020 | 0.660 | 0.770 ± 0.030 | +0.050 [+0.025, +0.075] "
             "| 0.078 | undecided |") in md
     assert "Holm's step-down correction" in md and "α = 0.05" in md and "Seeds: 0, 1, 2." in md
+    assert ("| minilm | vader_amazon | vader_movie | 0.510 | 0.720 | 0.660 | 0.770 | "
+            "+0.050 [+0.025, +0.075] | 0.078 | undecided | 3 |") in md
+    assert md.index("## Gains") < md.index("## Main table")
     assert "| marc | 3 | en 300, de 300, fr 300 | 0, 1, 2 |" in md
     assert ("FAILED experiment=mini model=codebert intermediate=vader_movie target=marc seed=2: "
             + fx.FAILED_EXCEPTION) in md

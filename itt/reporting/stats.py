@@ -328,7 +328,9 @@ def seed_gain_stats(with_values: Sequence[float], without_values: Sequence[float
         return GainStats(mean, mean, mean, math.nan, k, 0, UNDECIDED, SEED_TEST, alpha=alpha,
                          confidence=confidence, note="identical gain in every seed")
     half = float(sps.t.ppf(0.5 + confidence / 2, k - 1)) * sd / math.sqrt(k)
-    p = float(sps.ttest_1samp(d, 0.0).pvalue)
+    with warnings.catch_warnings():   # near-identical gains: scipy warns, the p-value stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(sps.ttest_1samp(d, 0.0).pvalue)
     return GainStats(mean, mean - half, mean + half, p, k, 0, verdict(mean, p, alpha), SEED_TEST,
                      alpha=alpha, confidence=confidence)
 

@@ -336,6 +336,28 @@ def paper_table(df: pd.DataFrame, test: str = "hierarchical", alpha: float = 0.0
     return pd.DataFrame(data, index=index, columns=cols)
 
 
+def compact_table(gains: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """One display row per (model, target, intermediate) from :func:`gain_table`: majority,
+    no ITT, zero-shot, ITT (means over seeds), gain [95% CI], corrected p and verdict;
+    domain targets first, then cross-lingual, then XTREME (the console's table)."""
+    columns = ["model", "target", "intermediate", "majority", "no ITT", "zero-shot", "ITT",
+               "gain [95% CI]", "p (corr.)", "verdict", "seeds"]
+    rows = gains[gains["intermediate"].map(lambda i: isinstance(i, str))]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    multi = has_multiple_experiments(rows)
+    rows = rows.assign(sort_key=[(_target_sort_key(f or "", st or "", t), m) for f, st, t, m in
+                             zip(rows["field"], rows["setting"], rows["target"], rows["model"])])
+    out = []
+    for r in sorted(rows.itertuples(index=False), key=lambda r: (r.sort_key, r.intermediate)):
+        out.append([model_label(r.experiment, r.model, multi), r.target, r.intermediate,
+                    fmt_value(r.majority, digits), fmt_value(r.without_mean, digits),
+                    fmt_value(r.zero_shot, digits), fmt_value(r.with_mean, digits),
+                    fmt_gain_ci(r.gain, r.ci_low, r.ci_high, digits), fmt_p(r.p_adjusted),
+                    fmt_verdict(r.verdict), str(int(r.n_pairs))])
+    return pd.DataFrame(out, columns=columns)
+
+
 def design_table(df: pd.DataFrame) -> pd.DataFrame:
     """What the tests rest on, per target: languages, test examples per language (min–max
     over cells when they differ) and the seeds that ran."""
