@@ -53,6 +53,7 @@ from itt.reporting.xling import xling_section
 from itt.reporting.tables import (
     REPORT_TESTS,
     cells_long,
+    compact_table,
     design_table,
     cross_lingual_targets,
     domain_comparison,
@@ -281,13 +282,15 @@ def build_report(dirs: Dirs = None, out_dir: PathLike | None = None, metric: str
     searched = ", ".join(str(p) for p in found.searched)
     legend = (f"no ITT / ITT: mean ± std over seeds of `{metric}`; (n=k): fewer seeds than "
               "the fullest cell. " + _statistics_text(df, summary, test, correction, alpha))
-    report.main_markdown = (paper_markdown(paper) + "\n\n" + legend + "\n\n"
+    compact = compact_table(summary)
+    report.main_markdown = (to_markdown(compact, index=False) + "\n\n" + legend + "\n\n"
                             + to_markdown(design, index=False))
     md = [
         "# Intermediate-task training report", "",
         f"{len(df)} finished cells from {searched}. Failed: {len(report.failures)}. "
         f"Missing: {len(report.missing)}. Skipped files: {len(report.skipped)}.", "",
-        "## Main table", "", paper_markdown(paper), "", legend, "",
+        "## Gains", "", to_markdown(compact, index=False), "", legend, "",
+        "## Main table", "", paper_markdown(paper), "",
         "## Design", "", to_markdown(design, index=False), "",
         "## Gain heatmap", "", "![mean gain](figures/gain_heatmap.png)", "",
     ]
