@@ -234,14 +234,17 @@ class Plan:
     search_cap: int
     search_grain: int
     search_probes: int
+    reference_batch: int      # a large batch at the longest grid length: MFU once launch costs are amortised
 
 
 PLAN_GPU = Plan(sizes=Sizes(n_train=4096, n_val=256, n_test=1024, max_length=128, batch_size=32), lr=1e-4,
                 sample=24, rounds=2, fw_epochs=2, fw_rounds=1, shape_warm=3, shape_steps=10,
-                search_start=64, search_cap=16384, search_grain=16, search_probes=14)
+                search_start=64, search_cap=16384, search_grain=16, search_probes=14,
+                reference_batch=256)
 PLAN_TINY = Plan(sizes=Sizes(n_train=128, n_val=32, n_test=64, max_length=32, batch_size=16), lr=1e-3,
                  sample=None, rounds=1, fw_epochs=1, fw_rounds=1, shape_warm=1, shape_steps=2,
-                 search_start=8, search_cap=64, search_grain=8, search_probes=6)
+                 search_start=8, search_cap=64, search_grain=8, search_probes=6,
+                 reference_batch=64)
 
 #: The rows of each variant table: (key, precision, attention, compile).
 VARIANTS: list[tuple[str, str, str, bool]] = [
@@ -458,15 +461,30 @@ def measure_shapes(wl: ArchWorkload, key: str, precision: str, attn: str, train_
         runners._sync()
         return (time.perf_counter() - t0) / steps
 
+    train_shapes, eval_shapes = sorted(set(train_shapes)), sorted(set(eval_shapes))
+    longest = max([length for _, length in train_shapes] or [wl.sizes.max_length])
+    layers, hidden = mfu.model_shape(module.encoder)
+    n_params = mfu.non_embedding_params(module.encoder)
+    peak = mfu.peak_flops() if device.type == "cuda" else None
     out: dict[str, Any] = {"variant": key, "precision": precision, "attention": attn,
-                           "train_step_s": {}, "eval_step_s": {}, "peak_memory_gib": {}}
-    for b, length in sorted(set(train_shapes)):
+                           "train_step_s": {}, "eval_step_s": {}, "peak_memory_gib": {}, "mfu": {},
+                           "model_tflop_per_s": {}}
+    reference = (plan.reference_batch, longest)
+    for b, length in train_shapes + ([reference] if reference not in train_shapes else []):
+        name = f"{b}x{length}"
         batch = _synthetic_batch(vwl, b, length, device, rng)
         _reset_peak()
-        out["train_step_s"][f"{b}x{length}"] = timed(lambda: train_step(batch), plan.shape_warm, plan.shape_steps)
-        out["peak_memory_gib"][f"{b}x{length}"] = _peak_gib()
+        step = timed(lambda: train_step(batch), plan.shape_warm, plan.shape_steps)
+        flops = mfu.flops_per_sequence(n_params, layers, hidden, np.full(b, length))
+        out["model_tflop_per_s"][name] = flops / step / 1e12
+        out["mfu"][name] = flops / step / peak if peak else None
+        if (b, length) == reference and reference not in train_shapes:
+            out["reference"] = {"shape": name, "step_s": step}
+            continue
+        out["train_step_s"][name] = step
+        out["peak_memory_gib"][name] = _peak_gib()
     module.eval()
-    for b, length in sorted(set(eval_shapes)):
+    for b, length in eval_shapes:
         batch = _synthetic_batch(vwl, b, length, device, rng)
 
         def forward() -> None:
@@ -474,7 +492,6 @@ def measure_shapes(wl: ArchWorkload, key: str, precision: str, attn: str, train_
                 module(batch)
         out["eval_step_s"][f"{b}x{length}"] = timed(forward, 1, plan.shape_steps)
     module.train()
-    longest = max(length for _, length in list(train_shapes) or [(0, wl.sizes.max_length)])
 
     def fits(b: int) -> bool:
         if budget.left() < budget.reserve:
@@ -599,7 +616,7 @@ def grid_cost(cells: Sequence[tuple[dict[str, Any], dict[str, Any]]], measured: 
     targets), every cell's stage 2 with its evaluations. ``cells``: (plan entry, composed
     config) pairs; ``measured[model]``: ``train_step_s`` / ``eval_step_s`` by shape key and
     ``itt_over_bare`` (None: the bare-loop time is used, and the result says so)."""
-    stage1_seen: dict[str, float] = {}
+    stage1_seen: set[str] = set()
     per_model: dict[str, dict[str, Any]] = {}
     per_cell: list[dict[str, Any]] = []
     missing: set[str] = set()
@@ -609,6 +626,13 @@ def grid_cost(cells: Sequence[tuple[dict[str, Any], dict[str, Any]]], measured: 
         pm = per_model.setdefault(model, {"cells": 0, "stage1_models": 0, "stage1_h": 0.0, "stage2_h": 0.0,
                                           "eval_h": 0.0, "itt_over_bare": None})
         pm["cells"] += 1
+        new_stage1 = False
+        if _has_stage1(cfg):
+            key = json.dumps([model, cfg["intermediate"]["name"], cfg["seed"], cfg["stage1"]], sort_keys=True,
+                             default=str)
+            new_stage1 = key not in stage1_seen
+            stage1_seen.add(key)
+            pm["stage1_models"] += int(new_stage1)
         if m is None:
             missing.add(model)
             continue
@@ -627,16 +651,12 @@ def grid_cost(cells: Sequence[tuple[dict[str, Any], dict[str, Any]]], measured: 
         pm["stage2_h"] += s2["train_s"] / 3600
         pm["eval_h"] += (s2["validation_s"] + s2["test_s"]) / 3600
         if _has_stage1(cfg):
-            key = json.dumps([model, cfg["intermediate"]["name"], cfg["seed"], cfg["stage1"]], sort_keys=True,
-                             default=str)
             tr1 = m["train_step_s"][shape_key(cfg["stage1"])]
             ev1 = m["eval_step_s"][shape_key(cfg["stage1"], True)]
             s1 = stage_seconds(split_sizes(cfg["intermediate"], cfg["stage1"], rows), cfg["stage1"], tr1, ev1, 0,
                                ratio)
             c["stage1_s"] = s1["train_s"] + s1["validation_s"]
-            if key not in stage1_seen:
-                stage1_seen[key] = c["stage1_s"]
-                pm["stage1_models"] += 1
+            if new_stage1:
                 pm["stage1_h"] += s1["train_s"] / 3600
                 pm["eval_h"] += s1["validation_s"] / 3600
         per_cell.append(c)
@@ -681,7 +701,7 @@ def plan_cells(experiment: str, plan_path: Path | None, scratch: Path) -> tuple[
 
 def compose_cells(cells: Sequence[dict[str, Any]], experiment: str, gpu: bool) -> list[tuple[dict, dict]]:
     """Each cell with its composed config (cells differing only in seed share one compose)."""
-    from itt.cell import apply_card_settings
+    from itt.builders import apply_card_settings
 
     out: list[tuple[dict, dict]] = []
     memo: dict[tuple, dict] = {}
@@ -765,7 +785,7 @@ def markdown(res: dict[str, Any]) -> str:
                   f"works end to end (`--tiny`); the same command without `--tiny` on a GPU measures the base "
                   f"encoders.", ""]
     peak = (f"{res['peak_flops'] / 1e12:.0f} TFLOP/s dense bf16" if res["peak_flops"]
-            else "none (no vendor peak for this device: MFU is not given)")
+            else "none: this device has no vendor peak, so no MFU")
     lines += [f"Command: `{res['command']}` ({res['seconds']:.0f} s of a {res['budget_s']:.0f} s budget). "
               f"Encoders: published configs with random weights ({', '.join(ENCODERS[e]['hub'] for e in res['encoders'])}"
               f"{'; tiny shapes' if tiny else ''}). Texts: {res['texts']}. Training lengths (tokens): "
@@ -804,21 +824,32 @@ def markdown(res: dict[str, Any]) -> str:
                   "\"group_by_length\"`, its own batches of the same examples. Accuracy: held-out test split "
                   "after training, scored by itt's `predict` for all three.", ""]
     if res["shapes"]:
-        lines += ["### Grid batch shapes, memory and the largest batch", "",
-                  "| encoder | setting | training step (s) by batch×length | evaluation step (s) | peak memory (GiB) | "
-                  "largest training batch |", "|---|---|---|---|---|---|"]
+        lines += ["### Full-width batches: the grid's shapes, MFU, memory and the largest batch", "",
+                  "Synthetic batches with every sequence at the length, on the fastest setting above without "
+                  "compile; the last shape is a large reference batch, where per-step launch costs are amortised.",
+                  "", "| encoder | setting | batch×length | training step (s) | model TFLOP/s | MFU | peak memory (GiB) |",
+                  "|---|---|---|---|---|---|---|"]
+        for enc, sh in res["shapes"].items():
+            steps = dict(sh["train_step_s"])
+            if sh.get("reference"):
+                steps[sh["reference"]["shape"]] = sh["reference"]["step_s"]
+            for shape, step in steps.items():
+                lines.append(f"| {enc} | {sh['variant']} | {shape} | {step:.4g} | "
+                             f"{sh['model_tflop_per_s'][shape]:.3g} | {_f(sh['mfu'].get(shape), '{:.1%}')} | "
+                             f"{_f(sh['peak_memory_gib'].get(shape), '{:.2f}')} |")
+        lines += ["", "| encoder | evaluation step (s) by batch×length | largest training batch |", "|---|---|---|"]
         for enc, sh in res["shapes"].items():
             lb = sh["largest_batch"]
             if lb.get("largest") is None:
                 big = lb.get("note") or "none fitted"
             else:
-                big = (f"{lb['largest']} × {lb['length']}" + ("" if lb["exact"] else
-                       f" (at least; {'cap' if lb.get('first_failing') is None else 'fails at ' + str(lb['first_failing'])})"))
+                big = f"{lb['largest']} × {lb['length']}"
                 if lb.get("first_failing") is None and lb["largest"] >= lb["cap"]:
-                    big += f", the search's cap"
-            lines.append(f"| {enc} | {sh['variant']} | " + ", ".join(f"{k}: {v:.4g}" for k, v in sh['train_step_s'].items())
-                         + " | " + ", ".join(f"{k}: {v:.4g}" for k, v in sh['eval_step_s'].items()) + " | "
-                         + ", ".join(f"{k}: {_f(v, '{:.2f}')}" for k, v in sh['peak_memory_gib'].items())
+                    big += " (the search's cap: nothing failed)"
+                elif lb.get("first_failing") is not None:
+                    big += f" ({lb['first_failing']} fails)" if lb["exact"] else \
+                        f" (at least; {lb['first_failing']} fails; probes ran out)"
+            lines.append(f"| {enc} | " + ", ".join(f"{k}: {v:.4g}" for k, v in sh["eval_step_s"].items())
                          + f" | {big} |")
         lines.append("")
     g = res.get("grid")
@@ -949,8 +980,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                     res["texts"] = (f"{w.source}; train {len(w.tok['train'])}, test {len(w.tok['test']['en'])}, "
                                     f"max_length {w.sizes.max_length}, batch {w.stage['batch_size']}, lr {w.stage['lr']}")
                     res["lengths"] = (f"median {s['median']:.0f}, mean {s['mean']:.1f}, p90 {s['p90']:.0f}, "
-                                      f"max {s['max']} ({workloads[name].tokenizer.__class__.__name__} of each "
-                                      f"architecture's kind trained on the training texts)")
+                                      f"max {s['max']} ({w.tokenizer.vocab_size} tokens in the {name} tokenizer; "
+                                      f"each architecture's kind, WordPiece / byte-level BPE / Unigram, "
+                                      f"trained on the training texts)")
                 why = sdpa_support(w.hf_config)
                 if why:
                     res["sdpa_fallback"][name] = why

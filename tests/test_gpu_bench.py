@@ -211,6 +211,9 @@ def test_tiny_run_writes_json_and_markdown(tmp_path):
         assert fw["itt"][0]["real_tokens"] == fw["bare"][0]["real_tokens"]
         sh = res["shapes"][enc]
         assert set(sh["train_step_s"]) == {"32x128"} and set(sh["eval_step_s"]) == {"128x128"}
+        assert sh["reference"]["shape"] == f"{gb.PLAN_TINY.reference_batch}x128"
+        assert set(sh["model_tflop_per_s"]) == {"32x128", sh["reference"]["shape"]}
+        assert all(v > 0 for v in sh["model_tflop_per_s"].values()) and set(sh["mfu"].values()) == {None}
         assert sh["largest_batch"]["largest"] == gb.PLAN_TINY.search_cap   # no device memory to run out of
     g = res["grid"]
     assert g["cells"] == 108 and g["stage1_models"] == 27
