@@ -111,6 +111,13 @@ def gpu(settings: Settings, wl: Any = None) -> Section:
             "6·N·T + 12·L·d·T² per sequence of T tokens (N non-embedding parameters, L layers, hidden size d; "
             "forward and backward), per second, divided by the device's dense bf16 peak (table in mfu.py, or "
             "`ITT_PEAK_FLOPS`). The training benchmark reports it when CUDA is available.", "")
+    sec.add("Base encoders on a GPU: `python -m benchmarks.gpu_bench --out DIR --time-budget-s 420` builds "
+            "BERT-base, RoBERTa-base, XLNet-base and XLM-R-base from their published configs (random weights, no "
+            "hub) and measures training tokens/s and MFU for fp32, bf16, bf16 + SDPA and bf16 + torch.compile, "
+            "itt's training path against a bare loop and transformers' Trainer (group_by_length) with accuracy, "
+            "peak memory and the largest batch, and from those the paper grid's GPU-hours; it writes "
+            "DIR/gpu_bench.md, a section naming the device (`--tiny` is its CPU test: tiny encoders, no GPU "
+            "figures).", "")
     if cuda:
         sec.add(f"This run had a GPU ({torch.cuda.get_device_name(0)}): the throughput benchmarks above ran on it "
                 f"with `trainer=gpu`.", "")
