@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - an app config without a schema
 @dataclass
 class SelectSettings:
     methods: List[str] = dc_field(default_factory=lambda: ["semb", "logme", "probe", "zero_shot"])
-    max_examples: int = 500          # rows of each candidate's training split embedded for SEmb
+    max_examples: int = 256          # rows of each candidate's training split embedded for SEmb
     train_stage1: bool = False       # train missing stage-1 models into the cache
     batch_size: int = 64
     out: Optional[str] = None        # selection.json (null: the experiment's sweep directory)

@@ -42,7 +42,7 @@ NEEDS_STAGE1 = {"semb": False, "logme": True, "probe": True, "zero_shot": True}
 @dataclass
 class Settings:
     methods: tuple[str, ...] = METHODS
-    max_examples: int = 500          # candidate training rows embedded for SEmb
+    max_examples: int = 256          # candidate training rows embedded for SEmb
     train_stage1: bool = False       # train a missing stage-1 model (else its candidate is left unscored)
     batch_size: int = 64
 
