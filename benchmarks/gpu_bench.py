@@ -976,12 +976,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="itt-gpu-bench-") as tmp:
         scratch = Path(tmp)
         # The grid first: its batch shapes are what the shape jobs time.
-        try:
-            cells, source = plan_cells(args.experiment, args.plan, scratch)
-            composed = compose_cells(cells, args.experiment, cuda)
-            train_shapes, eval_shapes = grid_shapes(composed)
-        except (ConfigError, DataError):
-            raise
+        cells, source = plan_cells(args.experiment, args.plan, scratch)
+        composed = compose_cells(cells, args.experiment, cuda)
+        train_shapes, eval_shapes = grid_shapes(composed)
+        task_names = {c[1]["target"]["name"] for c in composed} | {c[1]["intermediate"]["name"] for c in composed}
         log.info("grid: %d cells; training shapes %s, evaluation shapes %s", len(cells), sorted(train_shapes),
                  sorted(eval_shapes))
         workloads: dict[str, ArchWorkload] = {}
@@ -1046,6 +1044,20 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                 return measure_shapes(wl_of(name), key, precision, attn, train_shapes, eval_shapes, plan, budget)
             return run
 
+        def update_grid() -> None:
+            """The grid's cost from what is measured so far (shapes; itt / bare where measured)."""
+            measured: dict[str, dict[str, Any]] = {}
+            for e, sh in res["shapes"].items():
+                fw = res["frameworks"].get(e)
+                measured[e] = {"train_step_s": sh["train_step_s"], "eval_step_s": sh["eval_step_s"],
+                               "itt_over_bare": statistics.median(fw["itt_over_bare"]) if fw else None}
+            try:
+                g = grid_cost(composed, measured, rows)
+                g.update(plan_source=source, rows={k: v for k, v in rows.items() if k in task_names})
+            except (ConfigError, DataError) as exc:
+                g = {"error": str(exc)}
+            res["grid"] = g
+
         def on_done(job: Job, result: Any) -> None:
             if result is None:
                 pass
@@ -1055,6 +1067,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                 res["frameworks"][job.encoder] = result
             elif job.kind == "shapes":
                 res["shapes"][job.encoder] = result
+            if job.kind in ("frameworks", "shapes"):
+                update_grid()
             save()
 
         scale = 0.2 if args.tiny else 1.0
@@ -1075,20 +1089,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         if not args.no_compile:
             jobs += [Job(f"{e}: torch.compile", "compile", e, variants_job(e, True), 150 * scale) for e in ordered_rest]
         run_jobs(jobs, budget, on_done, res["jobs"])
-
-        measured: dict[str, dict[str, Any]] = {}
-        for e, sh in res["shapes"].items():
-            fw = res["frameworks"].get(e)
-            measured[e] = {"train_step_s": sh["train_step_s"], "eval_step_s": sh["eval_step_s"],
-                           "itt_over_bare": statistics.median(fw["itt_over_bare"]) if fw else None}
-        try:
-            g = grid_cost(composed, measured, rows)
-            g.update(plan_source=source, rows={k: v for k, v in rows.items()
-                                               if k in {c[1]["target"]["name"] for c in composed}
-                                               | {c[1]["intermediate"]["name"] for c in composed}})
-        except (ConfigError, DataError) as exc:
-            g = {"error": str(exc)}
-        res["grid"] = g
+        update_grid()
         save()
     log.info("wrote %s and %s (%.0f s)", args.out / "gpu_bench.json", args.out / "gpu_bench.md", res["seconds"])
     return 0
