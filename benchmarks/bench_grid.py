@@ -3,7 +3,7 @@
 * Stage-1 sharing: the trainings a grid runs with itt's stage-1 cache against those a
   naive grid would run (every cell training its own intermediate model). A count, computed
   from the grid's plan: the sweeper's cells (``keep_cell``: the grid minus cross-field
-  pairs) and, per cell, ``itt.stages.stage1_key`` of the config the cell composes.
+  pairs) and, per cell, ``itt.stage1_cache.stage1_key`` of the config the cell composes.
 * Start-up: the imports a cell's process pays before it trains, against a bare Python
   start, in fresh processes, interleaved.
 * The sweep itself (K cells sequentially against the local launcher's workers) is
@@ -61,8 +61,8 @@ def stage1_counts(experiment: str) -> dict[str, Any]:
     One config is composed per (model, intermediate task) pair and ``stage1_key`` computed
     for each seed of the grid on it: the key depends on the seed only through ``cfg["seed"]``,
     so this equals composing every cell, in a fraction of the time."""
-    from itt import stages
-    from itt.cell import apply_card_settings
+    from itt import stage1_cache
+    from itt.builders import apply_card_settings
     from itt.config import compose, to_dict
 
     cells, pairing = grid_cells(experiment)
@@ -76,7 +76,7 @@ def stage1_counts(experiment: str) -> dict[str, Any]:
                                               f"intermediate={c['intermediate']}", f"target={c['target']}",
                                               "logger=none"]))
         cfg = dict(composed[pair], seed=int(c["seed"]))
-        keys.add(stages.stage1_key(apply_card_settings(cfg)))
+        keys.add(stage1_cache.stage1_key(apply_card_settings(cfg)))
     naive = len(cells) + len(with_inter)
     shared = len(cells) + len(keys)
     return {"experiment": experiment, "pairing": pairing, "cells": len(cells), "cells_with_stage1": len(with_inter),

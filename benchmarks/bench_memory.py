@@ -92,7 +92,7 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from benchmarks.workload import bench_card, compose_cfg
-    from itt.cell import _module
+    from itt.builders import build_module as _module
     from itt.models.encoder import load_encoder
 
     torch.set_num_threads(int(spec.get("threads", 1)))

@@ -3,7 +3,7 @@ evaluation batches sorted by length against evaluation in the split's order.
 
 The first run of a round gets a new, empty cache directory; the rerun right after it finds
 what the first run stored, as a rerun of a cell (or another cell on the same data) does.
-Both go through ``itt.cell._prepare``, the function a cell calls.
+Both go through ``itt.builders.prepare_data``, the function a cell calls.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from benchmarks.workload import Workload, compose_cfg
 
 
 def _prepare_once(cfg: dict[str, Any], card: Any, tokenizer: Any) -> dict[str, Any]:
-    from itt.cell import _prepare
+    from itt.builders import prepare_data as _prepare
 
     start = time.perf_counter()
     data, tok, info = _prepare(card, tokenizer, cfg, "stage2", need_test=True)
@@ -92,7 +92,7 @@ def tokenization_cache(settings: Settings, sec: Section) -> None:
     tok_ratio = ratio_stats([a["tokenize_s"] for a in again], [f["tokenize_s"] for f in first])
     prep_ratio = ratio_stats([a["prepare_s"] for a in again], [f["prepare_s"] for f in first])
     sec.add(f"Task `{task}` ({first[0]['rows']} rows: train, validation and test), tokenizer of `{model}`, "
-            f"`itt.cell._prepare` (load, split, tokenize), {rounds} round(s) of first run (empty cache) then rerun.",
+            f"`itt.builders.prepare_data` (load, split, tokenize), {rounds} round(s) of first run (empty cache) then rerun.",
             "")
     sec.table(["step", "first run (median)", "rerun (median)", "rerun / first run"], [
         ["tokenization (itt's cache)", f"{statistics.median(f['tokenize_s'] for f in first):.2f} s",

@@ -80,7 +80,7 @@ def training(settings: Settings, wl: Workload) -> Section:
     sec.add(f"Same batches for both sides in a round: {steps} of an epoch's {n_batches} length-grouped batches "
             f"(one from each width stratum), {plan['train_rounds']} rounds, alternating order"
             f"{'' if settings.quick else ', after one warm-up run each'}. itt's side is `itt.stages.fit` as a "
-            f"cell calls it (Lightning Trainer with its callbacks, the ITTModule of `itt.cell._module`, the loader of `itt.cell._loaders`, trainer settings from "
+            f"cell calls it (Lightning Trainer with its callbacks, the ITTModule of `itt.builders.build_module`, the loader of `itt.builders.make_loaders`, trainer settings from "
             f"conf/, progress bar {'on' if wl.cfg['trainer'].get('enable_progress_bar') else 'off'}); its time is "
             f"the training span between the module's epoch-start and validation-start hooks. The bare side is a "
             f"plain loop over the same loader (forward, loss, backward, clipping, AdamW with itt's parameter "

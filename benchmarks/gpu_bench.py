@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import gc
 import json
 import logging
@@ -526,9 +525,7 @@ def measure_shapes(wl: ArchWorkload, key: str, precision: str, attn: str, train_
         search = {"largest": None, "note": str(exc)}
     search["length"] = longest
     out["largest_batch"] = search
-    del module, opt
-    _free()
-    return out
+    return out   # the model and optimizer are freed with this frame (the caller calls _free)
 
 
 # ----------------------------------------------------------------------------- the grid's cost
@@ -789,6 +786,27 @@ def _f(x: float | None, fmt: str = "{:.3g}", none: str = "—") -> str:
     return none if x is None else fmt.format(x)
 
 
+def _limits(res: dict[str, Any]) -> list[str]:
+    """Per encoder: the model FLOP rate of the workload's small steps against full-width and
+    large batches of the same model (what the per-step cost leaves of the device)."""
+    out = []
+    for enc in res["encoders"]:
+        rows = [r for r in res["variants"].get(enc, []) if not r.get("skipped")]
+        sh = res["shapes"].get(enc)
+        if not rows or not sh:
+            continue
+        best = max(rows, key=lambda r: r["tok_per_s"])
+        per_step = best["real_tokens"] / max(1, best["steps"])
+        parts = [f"{shape} {sh['model_tflop_per_s'][shape]:.3g} TFLOP/s"
+                 + (f" (MFU {sh['mfu'][shape]:.1%})" if sh["mfu"].get(shape) is not None else "")
+                 for shape in sh["model_tflop_per_s"]]
+        mfu_best = f" (MFU {best['mfu']:.1%})" if best.get("mfu") is not None else ""
+        out.append(f"- {enc}: the workload's steps carry {per_step:.0f} real tokens on average; its fastest setting "
+                   f"({best['variant']}) reaches {best['model_tflop_per_s']:.3g} TFLOP/s{mfu_best}. Full-width "
+                   f"batches ({sh['variant']}): {', '.join(parts)}.")
+    return out
+
+
 def markdown(res: dict[str, Any]) -> str:
     """The BENCHMARKS.md section of a run."""
     tiny = res["tiny"]
@@ -801,7 +819,8 @@ def markdown(res: dict[str, Any]) -> str:
     peak = (f"{res['peak_flops'] / 1e12:.0f} TFLOP/s dense bf16" if res["peak_flops"]
             else "none: this device has no vendor peak, so no MFU")
     lines += [f"Command: `{res['command']}` ({res['seconds']:.0f} s of a {res['budget_s']:.0f} s budget). "
-              f"Encoders: published configs with random weights ({', '.join(ENCODERS[e]['hub'] for e in res['encoders'])}"
+              f"Encoders: published configs with random weights "
+              f"({', '.join(ENCODERS[e]['hub'] for e in res['encoders'])}"
               f"{'; tiny shapes' if tiny else ''}). Texts: {res['texts']}. Training lengths (tokens): "
               f"{res['lengths']}. Peak for MFU: {peak} "
               f"(`benchmarks/mfu.py`; fp32 rows are divided by the same bf16 peak). "
@@ -816,7 +835,8 @@ def markdown(res: dict[str, Any]) -> str:
                 continue
             recompiled = row.get("graphs_compiled_while_timed")
             note = f" ({recompiled} graphs compiled while timed: includes compilation)" if recompiled else ""
-            lines.append(f"| {enc} | {row['variant']}{note} | {row['tok_per_s']:,.0f} | {row['model_tflop_per_s']:.3g} | "
+            lines.append(f"| {enc} | {row['variant']}{note} | {row['tok_per_s']:,.0f} | "
+                         f"{row['model_tflop_per_s']:.3g} | "
                          f"{_f(row['mfu'], '{:.1%}')} | {_f(row['peak_memory_gib'], '{:.2f}')} | {row['warmup_s']} |")
     lines.append("")
     for enc, why in res.get("sdpa_fallback", {}).items():
@@ -843,7 +863,8 @@ def markdown(res: dict[str, Any]) -> str:
         lines += ["### Full-width batches: the grid's shapes, MFU, memory and the largest batch", "",
                   "Synthetic batches with every sequence at the length, on the fastest setting above without "
                   "compile; the last shape is a large reference batch, where per-step launch costs are amortised.",
-                  "", "| encoder | setting | batch×length | training step (s) | model TFLOP/s | MFU | peak memory (GiB) |",
+                  "", "| encoder | setting | batch×length | training step (s) | model TFLOP/s | MFU | "
+                  "peak memory (GiB) |",
                   "|---|---|---|---|---|---|---|"]
         for enc, sh in res["shapes"].items():
             steps = dict(sh["train_step_s"])
@@ -868,6 +889,9 @@ def markdown(res: dict[str, Any]) -> str:
             lines.append(f"| {enc} | " + ", ".join(f"{k}: {v:.4g}" for k, v in sh["eval_step_s"].items())
                          + f" | {big} |")
         lines.append("")
+    limits = _limits(res)
+    if limits:
+        lines += ["### Tokens per step and model FLOP rate", ""] + limits + [""]
     g = res.get("grid")
     if g:
         lines += [f"### The `{res['experiment']}` grid's cost{' (TINY CPU TEST, NOT GPU FIGURES)' if tiny else ''}", ""]
@@ -889,7 +913,8 @@ def markdown(res: dict[str, Any]) -> str:
             total = g["total_gpu_hours"]
             lines.append("")
             lines.append(f"Whole grid: {_f(total, '{:.3g}')} {'GPU-hours' if not tiny else 'hours (tiny CPU test)'}"
-                         + ("" if total is not None else f" (no measurement for {', '.join(g['models_without_measurement'])}; "
+                         + ("" if total is not None else
+                            f" (no measurement for {', '.join(g['models_without_measurement'])}; "
                             f"the measured part: {g['measured_gpu_hours']:.3g} h)") + ".")
             one = g.get("costliest_cell")
             if one:
@@ -992,7 +1017,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                 if not res["texts"]:
                     s = w.length_summary()
                     res["texts"] = (f"{w.source}; train {len(w.tok['train'])}, test {len(w.tok['test']['en'])}, "
-                                    f"max_length {w.sizes.max_length}, batch {w.stage['batch_size']}, lr {w.stage['lr']}")
+                                    f"max_length {w.sizes.max_length}, batch {w.stage['batch_size']}, "
+                                    f"lr {w.stage['lr']}")
                     res["lengths"] = (f"median {s['median']:.0f}, mean {s['mean']:.1f}, p90 {s['p90']:.0f}, "
                                       f"max {s['max']} ({w.tokenizer.vocab_size} tokens in the {name} tokenizer; "
                                       f"each architecture's kind, WordPiece / byte-level BPE / Unigram, "
@@ -1041,7 +1067,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         def shapes_job(name: str) -> Callable[[], dict[str, Any]]:
             def run() -> dict[str, Any]:
                 key, precision, attn = best_setting(name)
-                return measure_shapes(wl_of(name), key, precision, attn, train_shapes, eval_shapes, plan, budget)
+                out = measure_shapes(wl_of(name), key, precision, attn, train_shapes, eval_shapes, plan, budget)
+                _free()
+                return out
             return run
 
         def update_grid() -> None:
@@ -1085,7 +1113,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                      Job(f"{e}: grid shapes and memory", "shapes", e, shapes_job(e), 40 * scale)]
         if not args.no_compile:
             jobs += [Job(f"{e}: torch.compile", "compile", e, variants_job(e, True), 150 * scale) for e in first]
-        jobs += [Job(f"{e}: itt / bare / Trainer", "frameworks", e, frameworks_job(e), 60 * scale) for e in ordered_rest]
+        jobs += [Job(f"{e}: itt / bare / Trainer", "frameworks", e, frameworks_job(e), 60 * scale)
+                 for e in ordered_rest]
         if not args.no_compile:
             jobs += [Job(f"{e}: torch.compile", "compile", e, variants_job(e, True), 150 * scale) for e in ordered_rest]
         run_jobs(jobs, budget, on_done, res["jobs"])

@@ -98,9 +98,9 @@ def gpu(settings: Settings, wl: Any = None) -> Section:
     cuda = torch.cuda.is_available()
     sec.add("Configuration (all settings exist in conf/ and are used by `itt.stages.fit` / `itt.cell`):", "",
             "- `trainer=gpu`: `accelerator: gpu`, `precision: bf16-mixed` (Lightning autocasts matmuls to bf16, "
-            "keeps fp32 master weights; the evaluation in `itt.cell.predict` autocasts the same way); "
+            "keeps fp32 master weights; the evaluation in `itt.evaluation.predict` autocasts the same way); "
             "ITTModule's AdamW is fused on CUDA.",
-            "- `trainer.compile=true`: `torch.compile` of the encoder (`itt.cell._module`); worth it for long "
+            "- `trainer.compile=true`: `torch.compile` of the encoder (`itt.builders.build_module`); worth it for long "
             "runs, as every new batch width can recompile (length-grouped batches have many widths; "
             "`pad_to_multiple_of` on the Collator bounds them).",
             "- `data.num_workers=N`: loader worker processes (persistent), collating the next batches while the "

@@ -1,8 +1,8 @@
 """The contenders: itt's training path, a bare PyTorch loop and transformers' Trainer, each
 training the same model (same weights at the start, same seed) on the same tokenized data.
 
-* :func:`run_itt` is what a cell runs: the ITTModule built by ``itt.cell._module``, the
-  loaders of ``itt.cell._loaders`` (``make_loader`` + the task's Collator) and
+* :func:`run_itt` is what a cell runs: the ITTModule built by ``itt.builders.build_module``, the
+  loaders of ``itt.builders.make_loaders`` (``make_loader`` + the task's Collator) and
   ``itt.stages.fit`` itself (its Lightning Trainer, per-epoch validation and checkpoints).
   Hooks on the module split the wall time into training, validation and checkpoint spans.
 * :func:`run_bare` is the plain loop over the very same loader: forward, loss, backward,
@@ -80,10 +80,10 @@ class RecordedBatches(torch.utils.data.Sampler[list[int]]):
 
 def train_loader(wl: Workload, mode: str, *, sample: int | None = None, pad_to: int | None = None,
                  seed: int | None = None) -> tuple[torch.utils.data.DataLoader, RecordedBatches]:
-    """itt's training loader (``itt.cell._loaders``) for batching ``mode``, its batch
+    """itt's training loader (``itt.builders.make_loaders``) for batching ``mode``, its batch
     sampler wrapped to record (and optionally sample) the batches. ``pad_to`` pads every
     batch to a multiple of it (``max_length``: every batch padded to the maximum)."""
-    from itt.cell import _loaders
+    from itt.builders import make_loaders as _loaders
     from itt.data.batching import TokenDataset
 
     cfg = _cfg(wl, mode, seed)
@@ -100,7 +100,7 @@ def train_loader(wl: Workload, mode: str, *, sample: int | None = None, pad_to: 
 
 
 def val_loader(wl: Workload) -> torch.utils.data.DataLoader:
-    from itt.cell import _loaders
+    from itt.builders import make_loaders as _loaders
 
     _, val, _ = _loaders({"train": wl.tok["train"], "validation": wl.tok["validation"]}, wl.tokenizer, wl.card,
                          wl.cfg, "stage2")
@@ -124,7 +124,7 @@ def build_module(wl: Workload, seed: int, encoder: Any = None) -> Any:
     encoder than the workload's (the framework-overhead probe's trivial one)."""
     import pytorch_lightning as pl
 
-    from itt.cell import _module
+    from itt.builders import build_module as _module
 
     cfg = _cfg(wl, seed=seed)
     pl.seed_everything(int(seed), workers=True, verbose=False)
@@ -135,7 +135,8 @@ def build_module(wl: Workload, seed: int, encoder: Any = None) -> Any:
 
 def accuracy(wl: Workload, module: Any) -> float:
     """Held-out accuracy, scored the same way for every contender (itt's ``predict``)."""
-    from itt.cell import _device, predict
+    from itt.builders import device_for as _device
+    from itt.evaluation import predict
 
     collator = module.impl.collator(wl.tokenizer, wl.card)
     split = wl.tok["test"]["en"]

@@ -9,70 +9,26 @@ replace it; delete the file to start a plan afresh.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable
 
-from itt.utils import atomic_write_json, utc_now
+# plan.json itself (its cells, reading and merging) is a record: itt/records.py owns it.
+from itt.records import CELL_KEYS, cell_key, format_cell, read_plan, write_plan
+from itt.records import PLAN as PLAN_FILE
 
 log = logging.getLogger(__name__)
 
-PLAN_FILE = "plan.json"
-CELL_KEYS = ("model", "intermediate", "target", "seed")
+__all__ = ["CELL_KEYS", "DISTRIBUTED_ENV", "PLAN_FILE", "cell_key", "format_cell", "read_plan",
+           "single_cell_command", "single_process_env", "write_plan"]
+
 
 # Variables through which Lightning and torchrun tell a process its place in a DDP group.
 # A cell that starts its own DDP group must not inherit them from the process launching it.
 DISTRIBUTED_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "NODE_RANK", "GROUP_RANK",
                    "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID", "ITT_STAGE1_TRAINING")
-
-
-def cell_key(cell: dict[str, Any]) -> tuple[str, str, str, int]:
-    """(model, intermediate, target, seed) of a cell dict (plan entry or result ``cell``)."""
-    return (str(cell.get("model")), str(cell.get("intermediate") or "none"), str(cell.get("target")),
-            int(cell.get("seed", 0)))
-
-
-def format_cell(cell: dict[str, Any]) -> str:
-    return " ".join(f"{k}={cell.get(k)}" for k in CELL_KEYS)
-
-
-def read_plan(sweep_dir: str | Path) -> dict[str, Any] | None:
-    """The plan of a sweep directory, or None when it has none (or an unreadable one)."""
-    path = Path(sweep_dir) / PLAN_FILE
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, json.JSONDecodeError) as exc:
-        log.warning("Ignoring unreadable %s: %s", path, exc)
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("cells"), list) else None
-
-
-def write_plan(sweep_dir: str | Path, experiment: str, cells: Sequence[dict[str, Any]],
-               **fields: Any) -> tuple[int, int]:
-    """Add ``cells`` to the plan of ``sweep_dir`` (written atomically). Returns (cells in the
-    plan, cells new to it). A cell planned again keeps its place and takes the new entry."""
-    sweep_dir = Path(sweep_dir)
-    old = read_plan(sweep_dir) or {}
-    merged: dict[tuple, dict[str, Any]] = {}
-    for cell in old.get("cells", []):
-        try:
-            merged[cell_key(cell)] = cell
-        except (TypeError, ValueError):
-            continue
-    before = set(merged)
-    for cell in cells:
-        merged[cell_key(cell)] = dict(cell)
-    new = len(set(merged) - before)
-    plan = {"schema": "itt.plan/1", "experiment": experiment, **fields,
-            "created": old.get("created") or utc_now(), "updated": utc_now(),
-            "cells": list(merged.values())}
-    atomic_write_json(sweep_dir / PLAN_FILE, plan)
-    return len(merged), new
 
 
 def single_cell_command(task_overrides: Iterable[str], run_dir: str | Path, *,

@@ -1,18 +1,13 @@
-"""The two training stages and the hand-off between them.
+"""Training one stage with Lightning: resume checkpoints (with every RNG state), the
+best-validation weights, and the outcome a cell records.
 
-Stage 1 (intermediate task) is cached by a content hash of everything that determines its
-weights: the encoder card, the intermediate task card, the stage-1 hyper-parameters, the
-data settings and the seed. A file lock makes parallel workers train each key once; the
-result is written to a temporary directory and renamed into place, so a reader sees either
-nothing or a complete stage-1 model. Only the encoder moves on to stage 2; the target task
-gets a freshly initialised head.
+Both stages train through :func:`fit`; the stage-1 cache (:mod:`itt.stage1_cache`) keeps
+what stage 1 produced, and only the encoder moves on to stage 2, where the target task gets
+a freshly initialised head.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -22,13 +17,8 @@ from typing import Any
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from itt.utils import atomic_write_json, stable_hash
 
 log = logging.getLogger(__name__)
-
-ENCODER_FILE = "encoder.safetensors"
-HEAD_FILE = "head.safetensors"
-META_FILE = "stage1.json"
 
 
 @dataclass
@@ -39,73 +29,6 @@ class StageOutcome:
     best_val: dict[str, float] = field(default_factory=dict)
     best_checkpoint: str | None = None
     resumed_from: dict[str, int] | None = None   # {"epoch", "step"} of the checkpoint resumed
-
-
-def stage1_key(cfg: dict[str, Any]) -> str:
-    """Content address of a stage-1 model (see module docstring)."""
-    model = {k: v for k, v in cfg["model"].items() if k not in ("name",)}
-    task = {k: v for k, v in cfg["intermediate"].items()
-            if k not in ("description", "license", "citation", "url", "setting")}
-    trainer = {k: cfg["trainer"].get(k) for k in ("precision",)}
-    data = {k: cfg["data"].get(k) for k in ("split_seed", "batching", "mega_batch_factor")}
-    return stable_hash({"model": model, "task": task, "stage1": cfg["stage1"], "data": data,
-                        "trainer": trainer, "head": cfg.get("head"), "seed": cfg["seed"], "v": 2}, 20)
-
-
-def stage1_dir(cache_dir: str | Path, key: str) -> Path:
-    return Path(cache_dir) / "stage1" / key
-
-
-def stage1_ready(path: Path) -> bool:
-    return (path / META_FILE).exists() and (path / ENCODER_FILE).exists()
-
-
-def save_stage1(module: Any, out: Path, meta: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
-
-    out.mkdir(parents=True, exist_ok=True)
-    enc = {k: v.detach().cpu().contiguous() for k, v in module.encoder.state_dict().items()}
-    # Tied weights share storage; safetensors wants each tensor once.
-    seen: dict[int, str] = {}
-    for k in list(enc):
-        ptr = enc[k].data_ptr()
-        if ptr in seen and enc[k].numel():
-            enc[k] = enc[k].clone()
-        seen[ptr] = k
-    save_file(enc, str(out / ENCODER_FILE))
-    save_file({k: v.detach().cpu().contiguous() for k, v in module.head.state_dict().items()},
-              str(out / HEAD_FILE))
-    atomic_write_json(out / META_FILE, meta)
-
-
-def load_encoder_state(encoder: torch.nn.Module, path: Path) -> None:
-    from safetensors.torch import load_file
-
-    state = load_file(str(path / ENCODER_FILE))
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
-    # Buffers such as position_ids may be absent from the file; real weights may not.
-    real_missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
-    if real_missing or unexpected:
-        raise RuntimeError(f"stage-1 encoder at {path} does not fit the encoder: missing={real_missing[:5]} "
-                           f"unexpected={unexpected[:5]}")
-
-
-def load_head_state(head: torch.nn.Module, path: Path) -> None:
-    from safetensors.torch import load_file
-
-    head.load_state_dict(load_file(str(path / HEAD_FILE)))
-
-
-def read_meta(path: Path) -> dict[str, Any]:
-    return json.loads((path / META_FILE).read_text())
-
-
-def publish(tmp: Path, final: Path) -> None:
-    """Move a finished stage-1 directory into place atomically."""
-    if final.exists():
-        shutil.rmtree(tmp, ignore_errors=True)
-        return
-    os.replace(tmp, final)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -242,25 +165,25 @@ def fit(module: Any, train_loader: Any, val_loader: Any, *, stage_cfg: dict[str,
         callbacks.append(ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", monitor=None, save_top_k=1,
                                          save_weights_only=False, enable_version_counter=False,
                                          save_on_train_epoch_end=False, **every))
-    show_progress = bool(trainer_cfg.get("enable_progress_bar", True))
+    show_progress = bool(trainer_cfg["enable_progress_bar"])
     if show_progress:
         # Refreshing the bar (and gathering its metrics) every step costs about a millisecond
         # a step on a CPU; every few steps costs a tenth of that.
         from pytorch_lightning.callbacks import TQDMProgressBar
 
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, int(trainer_cfg.get("progress_bar_refresh_rate", 1)))))
-    if stage_cfg.get("early_stopping"):
-        callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=int(stage_cfg.get("patience", 3))))
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, int(trainer_cfg["progress_bar_refresh_rate"]))))
+    if stage_cfg["early_stopping"]:
+        callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=int(stage_cfg["patience"])))
     trainer = pl.Trainer(
-        max_epochs=int(stage_cfg["epochs"]), max_steps=int(stage_cfg.get("max_steps", -1)),
-        accelerator=trainer_cfg.get("accelerator", "auto"), devices=trainer_cfg.get("devices", 1),
-        num_nodes=int(trainer_cfg.get("num_nodes", 1)), strategy=trainer_cfg.get("strategy", "auto"),
-        precision=trainer_cfg.get("precision", "32-true"), logger=logger if logger is not None else False,
-        callbacks=callbacks, gradient_clip_val=stage_cfg.get("grad_clip") or None,
-        accumulate_grad_batches=int(stage_cfg.get("grad_accum", 1)),
-        log_every_n_steps=int(trainer_cfg.get("log_every_n_steps", 10)),
-        val_check_interval=stage_cfg.get("val_check_interval", 1.0),
-        deterministic=bool(trainer_cfg.get("deterministic", False)),
+        max_epochs=int(stage_cfg["epochs"]), max_steps=int(stage_cfg["max_steps"]),
+        accelerator=trainer_cfg["accelerator"], devices=trainer_cfg["devices"],
+        num_nodes=int(trainer_cfg["num_nodes"]), strategy=trainer_cfg["strategy"],
+        precision=trainer_cfg["precision"], logger=logger if logger is not None else False,
+        callbacks=callbacks, gradient_clip_val=stage_cfg["grad_clip"] or None,
+        accumulate_grad_batches=int(stage_cfg["grad_accum"]),
+        log_every_n_steps=int(trainer_cfg["log_every_n_steps"]),
+        val_check_interval=stage_cfg["val_check_interval"],
+        deterministic=bool(trainer_cfg["deterministic"]),
         enable_progress_bar=show_progress,
         enable_model_summary=False, use_distributed_sampler=False, default_root_dir=str(ckpt_dir),
         num_sanity_val_steps=0, enable_checkpointing=checkpoint_minutes >= 0,
@@ -284,7 +207,7 @@ def fit(module: Any, train_loader: Any, val_loader: Any, *, stage_cfg: dict[str,
         best_val = {main_metric: float(best_weights.best_score)}
         if trainer.is_global_zero:
             best_path = str(ckpt_dir / "best.safetensors")
-            save_file({k: v.contiguous() for k, v in _untied(best_weights.best_state).items()}, best_path)
+            save_file({k: v.contiguous() for k, v in untied_state(best_weights.best_state).items()}, best_path)
     history = [h for h in getattr(module, "val_history", []) if h.get(main_metric) == h.get(main_metric)]
     if history:
         best_val = max(history, key=lambda h: h[main_metric])
@@ -292,7 +215,7 @@ def fit(module: Any, train_loader: Any, val_loader: Any, *, stage_cfg: dict[str,
                         best_val=best_val, best_checkpoint=best_path, resumed_from=training_state.resumed_from)
 
 
-def _untied(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def untied_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """safetensors stores each storage once: clone tensors that share one."""
     seen: set[int] = set()
     out = {}

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from itt.plan import PLAN_FILE, cell_key, format_cell, read_plan
+from itt.records import ERROR, RESULT, MalformedFileError, cell_key, format_cell, multirun_root, read_error, read_plan, \
+    read_result, run_dir_state
+from itt.records import PLAN as PLAN_FILE
 
-RESULT = "result.json"
-ERROR = "error.json"
 STATES = ("finished", "failed", "missing")
 
 
@@ -58,62 +57,17 @@ class SweepStatus:
         return sum(c.state == state for c in self.cells)
 
 
-def default_root() -> Path:
-    """``paths.output_dir``/multirun, as conf/paths/default.yaml resolves it."""
-    from itt.utils import REPO_ROOT
-
-    out = os.environ.get("ITT_OUTPUT_DIR") or str(Path(os.environ.get("ITT_ROOT") or REPO_ROOT) / "outputs")
-    return Path(out) / "multirun"
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _first_line(text: Any) -> str:
-    lines = [ln.strip() for ln in str(text or "").splitlines() if ln.strip()]
-    return lines[0] if lines else ""
-
-
-def _progress(run_dir: Path) -> str:
-    """How far an unfinished cell got, from the checkpoints it left."""
-    ckpt = run_dir / "checkpoints" / "last.ckpt"
-    if ckpt.exists():
-        return f"interrupted in stage 2; resumes from {ckpt}"
-    if run_dir.exists():
-        return "started (no checkpoint yet)"
-    return ""
-
-
-def run_dir_state(run_dir: str | Path) -> tuple[str, str]:
-    """(state, detail) of the cell whose run directory is ``run_dir``."""
-    run_dir = Path(run_dir)
-    result = _read(run_dir / RESULT)
-    error = _read(run_dir / ERROR)
-    if result is not None and result.get("status") == "ok":
-        if error is None or str(error.get("failed_at", "")) <= str(result.get("finished_at", "")):
-            return "finished", str(result.get("finished_at", ""))
-    if error is not None:
-        return "failed", _first_line(error.get("exception")) or "(no message)"
-    return "missing", _progress(run_dir)
-
-
 def _cells_on_disk(root: Path) -> dict[tuple, CellStatus]:
     """Every cell with a result.json or error.json under ``root``."""
     found: dict[tuple, CellStatus] = {}
     dirs = {p.parent for name in (RESULT, ERROR) for p in root.rglob(name)}
     for run_dir in sorted(dirs):
-        data = _read(run_dir / RESULT) or _read(run_dir / ERROR)
-        cell = (data or {}).get("cell")
-        if not isinstance(cell, dict):
-            continue
         try:
-            key = cell_key(cell)
-        except (TypeError, ValueError):
+            data = read_result(run_dir) or read_error(run_dir)
+            key = cell_key(data["cell"]) if data else None
+        except MalformedFileError:
+            key = None
+        if key is None:
             continue
         state, detail = run_dir_state(run_dir)
         status = CellStatus(*key, state=state, detail=detail, path=str(run_dir))
@@ -136,13 +90,13 @@ def sweep_status(root: str | Path) -> SweepStatus:
     for entry in plan["cells"]:
         try:
             key = cell_key(entry)
-        except (TypeError, ValueError):
+        except MalformedFileError:
             continue
         planned_keys.add(key)
         status = on_disk.get(key)
         if status is None:
             run_dir = root / entry["dir"] if entry.get("dir") else None
-            detail = _progress(run_dir) if run_dir is not None else ""
+            detail = run_dir_state(run_dir)[1] if run_dir is not None else ""
             status = CellStatus(*key, state="missing", detail=detail,
                                 path=str(run_dir) if run_dir is not None else None)
         status.overrides = entry.get("overrides")
@@ -201,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--check", action="store_true", help="exit with status 1 unless every planned cell finished")
     args = parser.parse_args(argv)
-    roots = find_sweeps(args.dirs or [default_root()])
+    absent = [d for d in args.dirs if not Path(d).exists()]
+    if absent:
+        print(f"error: no such directory: {absent[0]} (a sweep directory is outputs/multirun/<experiment>; "
+              f"ITT_OUTPUT_DIR moves outputs/)", file=sys.stderr)
+        return 2
+    roots = find_sweeps(args.dirs or [multirun_root()])
     statuses = [sweep_status(r) for r in roots]
     if args.json:
         print(json.dumps([asdict(s) for s in statuses], indent=1))

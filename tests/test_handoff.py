@@ -5,6 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 import itt.stages as stages
+from itt import stage1_cache
 from itt.cell import run_cell
 from itt.models.encoder import load_encoder
 
@@ -29,9 +30,9 @@ def test_target_stage_starts_from_stage1_encoder_with_fresh_head(make_cfg, tmp_p
     cfg = make_cfg("seed=3")
     result = run_cell(cfg, tmp_path / "itt")
     assert len(seen) == 2, "stage 1 and stage 2 both trained"
-    stage1_dir = stages.stage1_dir(cfg["paths"]["cache_dir"], result["stage1"]["key"])
-    stage1_encoder = load_file(str(stage1_dir / stages.ENCODER_FILE))
-    stage1_head = load_file(str(stage1_dir / stages.HEAD_FILE))
+    stage1_dir = stage1_cache.stage1_dir(cfg["paths"]["cache_dir"], result["stage1"]["key"])
+    stage1_encoder = load_file(str(stage1_dir / stage1_cache.ENCODER_FILE))
+    stage1_head = load_file(str(stage1_dir / stage1_cache.HEAD_FILE))
     pretrained, _, _ = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])
     pre = pretrained.state_dict()
     start2 = seen[1]
@@ -60,7 +61,7 @@ def test_freezing_keeps_frozen_weights(make_cfg, tmp_path, monkeypatch):
     start = seen[0]["encoder"]
     # After training, read the trained encoder back through a second spy-free run is costly;
     # instead check requires_grad on a fresh module built the same way.
-    from itt.cell import _module
+    from itt.builders import build_module as _module
     from itt.data.cards import card_from_config
 
     enc, _, _ = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])

@@ -6,25 +6,29 @@ empty result set is fatal.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import pandas as pd
 
 from itt.errors import ITTError
+# File names, the typed checks of each file and where outputs lie: itt/records.py.
+from itt.records import ERROR as ERROR_FILE
+from itt.records import PLAN as PLAN_FILE
+from itt.records import RESULT as RESULT_FILE
+from itt.records import MalformedFileError, default_result_dirs, find_files, first_line, read_json, validate_result
+
+__all__ = ["ERROR_FILE", "PLAN_FILE", "RESULT_FILE", "MalformedFileError", "find_files", "first_line",
+           "NONE", "CELL_KEY", "Scan", "scan", "parse_result", "parse_error", "parse_plan", "format_cell",
+           "ReportInputError", "normalize_intermediate"]
 
 logger = logging.getLogger(__name__)
 
-RESULT_FILE = "result.json"
-ERROR_FILE = "error.json"
-PLAN_FILE = "plan.json"
 NONE = "none"
-DEFAULT_DIRS: tuple[str, ...] = ("outputs/multirun", "outputs/runs")
 DEFAULT_EXPERIMENT = "default"
 
 #: Identifies one cell of the grid (a cell is one fine-tuning run).
@@ -47,10 +51,6 @@ PathLike = str | os.PathLike
 
 class ReportInputError(ITTError):
     """The report has nothing to work on: no results found, or none readable."""
-
-
-class MalformedFileError(ValueError):
-    """One result/error/plan file does not follow its schema."""
 
 
 @dataclass
@@ -76,33 +76,10 @@ class Scan:
 
 def _as_paths(dirs: PathLike | Iterable[PathLike] | None) -> list[Path]:
     if dirs is None:
-        return [Path(d) for d in DEFAULT_DIRS]
+        return default_result_dirs()
     if isinstance(dirs, (str, os.PathLike)):
         return [Path(dirs)]
     return [Path(d) for d in dirs]
-
-
-def find_files(dirs: Sequence[Path], name: str) -> list[Path]:
-    """Every file called ``name`` under ``dirs`` (recursively), each listed once, sorted."""
-    seen: set[Path] = set()
-    found: list[Path] = []
-    for root in dirs:
-        if root.is_file():
-            candidates = [root] if root.name == name else []
-        elif root.is_dir():
-            candidates = []
-            for dirpath, dirnames, filenames in os.walk(root):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                if name in filenames:
-                    candidates.append(Path(dirpath) / name)
-        else:
-            candidates = []
-        for path in candidates:
-            key = path.resolve()
-            if key not in seen:
-                seen.add(key)
-                found.append(path)
-    return sorted(found)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -146,16 +123,6 @@ def _dict(value: Any, where: str, required: bool = False) -> dict:
     return value
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as exc:
-        raise MalformedFileError(f"invalid JSON ({exc})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MalformedFileError(f"cannot read ({exc})") from None
-
-
 def _metric_value(block: dict, metric: str, where: str) -> float:
     """The ``metric`` of a metrics-like block ({main, per_language, average})."""
     if metric == "main":
@@ -186,9 +153,7 @@ def _baseline(baselines: dict, name: str, metric: str) -> float:
 
 def parse_result(path: Path, metric: str = "main") -> dict[str, Any]:
     """One result.json as a flat row; raises :class:`MalformedFileError` naming the problem."""
-    data = _read_json(path)
-    if not isinstance(data, dict):
-        raise MalformedFileError("top level is not a JSON object")
+    data = validate_result(read_json(path))
     schema = data.get("schema")
     if schema is not None and not str(schema).startswith("itt.result/"):
         raise MalformedFileError(f"schema is {schema!r}, expected 'itt.result/1'")
@@ -265,17 +230,9 @@ def parse_result(path: Path, metric: str = "main") -> dict[str, Any]:
     }
 
 
-def first_line(text: Any) -> str:
-    """The first non-empty line of an exception message."""
-    for line in str(text or "").splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
-
-
 def parse_error(path: Path) -> dict[str, Any]:
     """One error.json as a flat row (the exception reduced to its first line)."""
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict):
         raise MalformedFileError("top level is not a JSON object")
     cell = _dict(data.get("cell"), "cell", required=True)
@@ -298,7 +255,7 @@ def parse_error(path: Path) -> dict[str, Any]:
 
 def parse_plan(path: Path) -> list[dict[str, Any]]:
     """The planned cells of one plan.json."""
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise MalformedFileError("expected an object with a 'cells' list")
     experiment = str(data.get("experiment") or DEFAULT_EXPERIMENT)

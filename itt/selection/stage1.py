@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from itt.cell import _stage1 as _train_or_reuse   # noqa: PLC2701 - the cell's own locked training
-from itt.cell import apply_card_settings
-from itt.stages import load_encoder_state, load_head_state, read_meta, stage1_dir, stage1_key, stage1_ready
+from itt.builders import apply_card_settings
+from itt.cell import stage1 as _train_or_reuse
+from itt.stage1_cache import load_encoder_state, load_head_state, read_meta, stage1_dir, stage1_key
+from itt.stage1_cache import ready as stage1_ready
 
 log = logging.getLogger(__name__)
 
