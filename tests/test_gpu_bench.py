@@ -4,12 +4,10 @@ figures test the script; they are not GPU figures and nothing here asserts a spe
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -133,7 +131,7 @@ def test_split_sizes_follow_the_cards_split_and_caps():
 
 def test_grid_cost_of_composed_paper_cells_by_hand():
     cells = [{"model": "bert", "intermediate": i, "target": t, "seed": s,
-              "overrides": [f"model=bert", f"intermediate={i}", f"target={t}", f"seed={s}"]}
+              "overrides": ["model=bert", f"intermediate={i}", f"target={t}", f"seed={s}"]}
              for i, t, s in [("imdb", "rotten_tomatoes", 0), ("imdb", "allocine", 0), ("none", "rotten_tomatoes", 0),
                              ("imdb", "rotten_tomatoes", 1)]]
     cells.append({"model": "xlnet", "intermediate": "none", "target": "stsb", "seed": 0,
@@ -222,3 +220,4 @@ def test_tiny_run_writes_json_and_markdown(tmp_path):
     md = (out / "gpu_bench.md").read_text()
     assert "these are not GPU figures" in md and "TINY CPU TEST, NOT GPU FIGURES" in md
     assert "hours (tiny CPU test)" in md
+    assert "- bert: the workload's steps carry" in md and "- xlnet: the workload's steps carry" in md
