@@ -105,6 +105,7 @@ def test_failed_cell_keeps_finished_result(make_cfg, tmp_path):
     assert (tmp_path / "run" / "error.json").exists()
 
 
+@pytest.mark.slow
 def test_cli_prints_clear_error_without_traceback(tmp_path):
     env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "ITT_OUTPUT_DIR": str(tmp_path),
            "PATH": "/usr/bin:/bin", "WANDB_MODE": "disabled"}

@@ -40,6 +40,7 @@ def _listed_cells(stdout: str) -> list[dict]:
     return cells
 
 
+@pytest.mark.slow
 def test_paper_dry_run_lists_the_paired_grid_without_loading_a_model(tmp_path):
     proc = _dry_run(tmp_path, "experiment=paper", importtime=True)
     cells = _listed_cells(proc.stdout)
@@ -55,6 +56,7 @@ def test_paper_dry_run_lists_the_paired_grid_without_loading_a_model(tmp_path):
     assert not (tmp_path / "out").exists(), "a dry run writes nothing"
 
 
+@pytest.mark.slow
 def test_every_experiment_sweeps_through_the_itt_sweeper(tmp_path):
     smoke = _listed_cells(_dry_run(tmp_path, "experiment=smoke").stdout)
     assert len(smoke) == 2 * 2 * 2 * 2  # all smoke tasks are sentiment: nothing is left out
@@ -195,6 +197,7 @@ def test_multi_process_trainers_are_recognised(devices, strategy, expected):
     assert spans_processes({"devices": devices, "strategy": strategy, "num_nodes": 1}) is expected
 
 
+@pytest.mark.slow
 def test_failing_cells_write_error_json_and_the_sweep_goes_on(tmp_path):
     env = dict(os.environ, ITT_OUTPUT_DIR=str(tmp_path))
     proc = subprocess.run([sys.executable, "-m", "itt.train", "-m", "experiment=smoke", "logger=none",

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocess sweeps and whole cells
+
 from itt.cell import run_cell
 from itt.models.module import ITTModule
 
