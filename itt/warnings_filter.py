@@ -12,6 +12,7 @@ import os
 import warnings
 
 _installed = False
+TRUNCATION_LOGGERS = ("itt.data.encoding", "itt.data.tokenize")   # the encoding stack, before and after its move
 
 
 class _DropMessages(logging.Filter):
@@ -76,4 +77,5 @@ def install() -> None:
         logging.getLogger(name).addFilter(_PoolerOnlyLoadReport())
     # The tokenizer's "N of M sequences truncated" line is the same for a task, split and
     # max_length in every cell that reads them: shown once per process.
-    logging.getLogger("itt.data.tokenize").addFilter(_Once())
+    for name in TRUNCATION_LOGGERS:
+        logging.getLogger(name).addFilter(_Once())

@@ -121,7 +121,7 @@ def test_warning_filters_drop_only_what_they_name(caplog: pytest.LogCaptureFixtu
     assert [str(w.message) for w in seen] == ["something else"]
     pl = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     tf = logging.getLogger("transformers.modeling_utils")
-    tok = logging.getLogger("itt.data.tokenize")
+    tok = logging.getLogger("itt.data.encoding")
     with caplog.at_level(logging.INFO):
         pl.info("💡 Tip: For seamless cloud logging ...")
         pl.info("`Trainer.fit` stopped: `max_epochs=2` reached.")
