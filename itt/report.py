@@ -39,8 +39,8 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
+from itt.records import default_result_dirs, output_root
 from itt.reporting.load import (
-    DEFAULT_DIRS,
     ReportInputError,
     Scan,
     scan,
@@ -78,7 +78,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_OUT = "outputs/report"   # the parent: the report goes to <DEFAULT_OUT>/<name>
+DEFAULT_OUT = "outputs/report"   # shown in help; the report goes to <output root>/report/<name>
 PathLike = str | os.PathLike
 Dirs = PathLike | Iterable[PathLike] | None
 
@@ -146,9 +146,11 @@ def _check_inputs(result: Scan, roots: list[Path]) -> None:
 
 
 def default_out_dir(results: pd.DataFrame, roots: Sequence[PathLike],
-                    parent: PathLike = DEFAULT_OUT) -> Path:
+                    parent: PathLike | None = None) -> Path:
     """``<parent>/<experiment>`` when the results hold one experiment, else
-    ``<parent>/<name of the one input directory>``, else ``<parent>/all``."""
+    ``<parent>/<name of the one input directory>``, else ``<parent>/all``; ``parent``
+    defaults to ``report`` under the output root (``ITT_OUTPUT_DIR`` or ./outputs)."""
+    parent = output_root() / "report" if parent is None else parent
     experiments = sorted(set(results["experiment"])) if len(results) else []
     if len(experiments) == 1:
         name = experiments[0]
@@ -208,7 +210,7 @@ def build_report(dirs: Dirs = None, out_dir: PathLike | None = None, metric: str
         raise ValueError(f"unknown test {test!r}; choose one of {', '.join(REPORT_TESTS)}")
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction {correction!r}; choose one of {', '.join(CORRECTIONS)}")
-    roots = ([Path(d) for d in DEFAULT_DIRS] if dirs is None else
+    roots = (default_result_dirs() if dirs is None else
              [Path(dirs)] if isinstance(dirs, (str, os.PathLike)) else [Path(d) for d in dirs])
     found = scan(roots, metric)
     _check_inputs(found, roots)
@@ -366,7 +368,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m itt.report",
         description="Tables, figures and lists of failed/missing cells from result.json files.")
     parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
-                        help=f"directories searched recursively (default: {' '.join(DEFAULT_DIRS)})")
+                        help="directories searched recursively (default: outputs/multirun and "
+                             "outputs/runs, under ITT_OUTPUT_DIR when it is set)")
     parser.add_argument("--out", default=None,
                         help=f"report directory (default: {DEFAULT_OUT}/<experiment, or the one "
                              "RUN_DIR's name, or all>)")
@@ -392,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.run_dirs:
         dirs: list[Path] = [Path(d) for d in args.run_dirs]
     else:
-        dirs = [Path(d) for d in DEFAULT_DIRS if Path(d).exists()] or [Path(d) for d in DEFAULT_DIRS]
+        dirs = [d for d in default_result_dirs() if d.exists()] or default_result_dirs()
     try:
         report = build_report(dirs, args.out, args.metric, args.test, args.alpha, args.wandb,
                               args.correction)

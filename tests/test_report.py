@@ -455,10 +455,10 @@ def test_report_does_not_import_torch(tmp_path: Path) -> None:
 
 def test_main_defaults_name_the_searched_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ITT_OUTPUT_DIR", str(tmp_path / "outputs"))
     assert report.main([]) == 2
     err = capsys.readouterr().err
-    assert "outputs/multirun" in err and "outputs/runs" in err
+    assert str(tmp_path / "outputs" / "multirun") in err and str(tmp_path / "outputs" / "runs") in err
 
 
 @pytest.mark.parametrize("content, reason", [
@@ -467,7 +467,7 @@ def test_main_defaults_name_the_searched_dirs(tmp_path: Path, monkeypatch: pytes
      "metrics.main"),
     (json.dumps({**fx.make_result("minilm", "none", "marc", 0, 0.8), "status": "failed"}), "status"),
     (json.dumps({**fx.make_result("minilm", "none", "marc", 0, 0.8),
-                 "cell": {"model": "minilm", "target": "marc"}}), "cell.seed"),
+                 "cell": {"model": "minilm", "target": "marc"}}), "seed"),
 ])
 def test_main_exit_2_when_the_only_result_is_malformed(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                        content: str, reason: str) -> None:
@@ -533,11 +533,11 @@ def test_stale_examples_fall_back_to_seeds(tmp_path: Path, caplog: pytest.LogCap
 
 def test_default_out_dir_and_stale_figures(tmp_path: Path, results_root: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ITT_OUTPUT_DIR", str(tmp_path / "outputs"))
     _write_cells_with_examples(tmp_path / "multirun" / "mini", 0.8, 0.7, seeds=2)
     paths = report.write_report([tmp_path / "multirun" / "mini"])
-    assert paths["markdown"] == Path("outputs/report/mini/report.md")
-    figures = Path("outputs/report/mini/figures")
+    assert paths["markdown"] == tmp_path / "outputs" / "report" / "mini" / "report.md"
+    figures = tmp_path / "outputs" / "report" / "mini" / "figures"
     stale = figures / "per_language_gone.png"
     stale.write_bytes(b"old")
     mine_too = figures / "notes.png"          # not a name the report draws: kept
@@ -547,5 +547,5 @@ def test_default_out_dir_and_stale_figures(tmp_path: Path, results_root: Path,
     # several experiments: the one input directory's name, else "all"
     two = report.load_results([results_root])
     two.loc[two["target"] == "xnli", "experiment"] = "xt"
-    assert report.default_out_dir(two, [results_root / "multirun"]) == Path("outputs/report/multirun")
-    assert report.default_out_dir(two, [results_root, tmp_path]) == Path("outputs/report/all")
+    assert report.default_out_dir(two, [results_root / "multirun"]) == tmp_path / "outputs/report/multirun"
+    assert report.default_out_dir(two, [results_root, tmp_path]) == tmp_path / "outputs/report/all"
