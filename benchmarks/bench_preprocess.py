@@ -34,7 +34,7 @@ def _prepare_once(cfg: dict[str, Any], card: Any, tokenizer: Any) -> dict[str, A
 def _rerun_breakdown(data: Any, tokenizer: Any, card: Any, cache_dir: Path, max_length: int) -> dict[str, float]:
     """Where a cache hit's time goes, per split: what identifies the entry (the tokenizer's
     serialised state, the texts' hash) and loading the arrays."""
-    from itt.data.tokenize import TokenizedSplit, content_fingerprint, tokenizer_fingerprint
+    from itt.data.encoding import TokenizedSplit, content_fingerprint, tokenizer_fingerprint
     from itt.tasks import get_task_type
 
     cols = get_task_type(card.type)._out_columns(card) + ["label"]
@@ -66,9 +66,10 @@ def tokenization_cache(settings: Settings, sec: Section) -> None:
         card = card_from_config(cfg["target"], "target")
         _, tokenizer, _ = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])
         from itt.data.loading import load_task
+        from itt.tasks import get_task_type
 
         # Loading and splitting warm (datasets' own Arrow cache): what is left is tokenization.
-        load_task(card, split_seed=int(cfg["data"]["split_seed"]), assets_dir=cfg["paths"]["assets_dir"],
+        load_task(card, get_task_type(card.type), split_seed=int(cfg["data"]["split_seed"]), assets_dir=cfg["paths"]["assets_dir"],
                   need_test=True)
     except (ITTError, OSError) as exc:
         sec.add(f"Tokenization cache not measured: {task} / {model} unavailable ({exc}). Run `make assets`.", "")

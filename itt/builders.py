@@ -67,7 +67,7 @@ def prepare_data(card: TaskCard, tokenizer: Any, cfg: dict[str, Any], stage: str
 
     impl = get_task_type(card.type)
     s = cfg[stage]
-    data = load_task(card, split_seed=int(cfg["data"]["split_seed"]), assets_dir=cfg["paths"]["assets_dir"],
+    data = load_task(card, impl, split_seed=int(cfg["data"]["split_seed"]), assets_dir=cfg["paths"]["assets_dir"],
                      max_train_examples=s["max_train_examples"], need_test=need_test,
                      max_eval_examples=s["max_eval_examples"], max_val_examples=s["max_val_examples"])
     cache = cfg["paths"]["cache_dir"] if cfg["data"]["cache"] else None

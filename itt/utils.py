@@ -6,11 +6,13 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable, Iterator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,15 +35,18 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
+@contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
+    """A file to write whose content replaces ``path`` when the block ends without error:
+    readers see the old file or the whole new one, never a part. It is written beside
+    ``path`` (same file system), synced, and gets the user's umask."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; the file gets the user's umask
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -49,6 +54,40 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
+    with atomic_file(path, "w") as f:
+        f.write(text)
+
+
+def build_dir_once(out: str | os.PathLike, build: Callable[[Path], None],
+                   done: Callable[[Path], bool]) -> Path:
+    """``out``, built first where ``done(out)`` is false: ``build(tmp)`` fills a temporary
+    directory beside it, which is then renamed into place, so a reader sees no directory or
+    a whole one. A file lock (``<out>.lock``) makes parallel workers build it once; a worker
+    that waited reuses what the first one built."""
+    from filelock import FileLock
+
+    out = Path(out)
+    if done(out):
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out) + ".lock"):
+        if done(out):
+            return out
+        tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            build(tmp)
+            if out.exists():  # an incomplete earlier build (``done`` said no)
+                shutil.rmtree(out)
+            os.replace(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -8,14 +8,20 @@ import torch
 from itt.data.batching import Collator, LengthGroupedBatchSampler
 from itt.data.cards import card_from_config
 from itt.data.loading import load_task
+from itt.tasks import get_task_type
+
+
+def _load(card, **kw):
+    """load_task with the card's own task type, as the cell calls it."""
+    return load_task(card, get_task_type(card.type), **kw)
 
 
 def test_split_is_seeded_70_30_and_parallel_across_languages(make_cfg):
     cfg = make_cfg("target=smoke_xling")
     card = card_from_config(cfg["target"], "target")
-    a = load_task(card, split_seed=7)
-    b = load_task(card, split_seed=7)
-    c = load_task(card, split_seed=8)
+    a = _load(card, split_seed=7)
+    b = _load(card, split_seed=7)
+    c = _load(card, split_seed=8)
     n = 400
     assert len(a.test["en"]) == n - round(n * 0.7)
     assert len(a.train) + len(a.validation) == round(n * 0.7)
@@ -39,16 +45,16 @@ def test_given_splits_protocol(make_cfg, tmp_path):
     cfg["target"]["source"] = {"kind": "local", "data_files": {"train": str(tmp_path / "train.jsonl"),
                                                                "test": str(tmp_path / "test.jsonl")}}
     cfg["target"]["split"] = {"protocol": "given", "validation_fraction": 0.2}
-    data = load_task(card_from_config(cfg["target"], "target"))
+    data = _load(card_from_config(cfg["target"], "target"))
     assert len(data.test["en"]) == 20 and len(data.train) == 40 and len(data.validation) == 10
 
 
 def test_eval_caps_are_seeded_parallel_and_validation_can_be_capped_apart(make_cfg):
     cfg = make_cfg("target=smoke_xling")
     card = card_from_config(cfg["target"], "target")
-    full = load_task(card, split_seed=7)
-    capped = load_task(card, split_seed=7, max_eval_examples=20)
-    apart = load_task(card, split_seed=7, max_eval_examples=20, max_val_examples=10)
+    full = _load(card, split_seed=7)
+    capped = _load(card, split_seed=7, max_eval_examples=20)
+    apart = _load(card, split_seed=7, max_eval_examples=20, max_val_examples=10)
     assert len(full.validation) > 20 and all(len(ds) > 20 for ds in full.test.values())
     assert len(capped.validation) == 20 and {len(ds) for ds in capped.test.values()} == {20}
     assert len(apart.validation) == 10 and {len(ds) for ds in apart.test.values()} == {20}
@@ -105,12 +111,12 @@ def test_pooling_first_last_mean_with_left_padding():
 
 
 def test_tokenization_is_cached_and_truncation_counted(make_cfg, tmp_path):
-    from itt.data.tokenize import tokenize_split
+    from itt.data.encoding import tokenize_split
     from itt.models.encoder import load_encoder
 
     cfg = make_cfg()
     _, tok, _ = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])
-    data = load_task(card_from_config(cfg["target"], "target"))
+    data = _load(card_from_config(cfg["target"], "target"))
     first = tokenize_split(data.train, tok, 8, tmp_path, ["text"], "t")
     assert first.truncated > 0 and first.lengths.max() == 8
     files = list((tmp_path / "tokenized").glob("*.npz"))
@@ -126,7 +132,7 @@ def test_content_fingerprint_follows_values_not_storage():
     slice or a fresh table hash alike; one changed character, a reorder or a null does not."""
     import datasets
 
-    from itt.data.tokenize import content_fingerprint
+    from itt.data.encoding import content_fingerprint
 
     rows = {"text": [f"row {i} " + "x" * (i % 7) for i in range(50)], "label": [i % 3 for i in range(50)]}
     base = datasets.Dataset.from_dict(rows)
@@ -157,7 +163,7 @@ def test_content_fingerprint_follows_values_not_storage():
 
 
 def test_tokenizer_fingerprint_is_kept_and_follows_added_tokens(make_cfg):
-    from itt.data.tokenize import tokenizer_fingerprint
+    from itt.data.encoding import tokenizer_fingerprint
     from itt.models.encoder import load_encoder
 
     cfg = make_cfg()
@@ -189,7 +195,7 @@ def test_local_files_in_every_format(make_cfg, tmp_path, fmt):
     cfg["target"]["source"] = {"kind": "local", "data_files": {"all": str(path)}}
     cfg["target"]["columns"] = {"text": ["sentence"], "label": "polarity"}
     cfg["target"]["label_map"] = {"neg": "negative", "pos": "positive"}
-    data = load_task(card_from_config(cfg["target"], "target"))
+    data = _load(card_from_config(cfg["target"], "target"))
     assert len(data.train) + len(data.validation) + len(data.test["en"]) == 40
     assert set(data.train["label"]) == {0, 1}
     assert data.train.column_names == ["text", "label"]

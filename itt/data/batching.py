@@ -1,4 +1,4 @@
-"""Batches padded per batch, formed by length.
+"""Batches of every task type: padded per batch, formed by length.
 
 Training batches are grouped by length inside shuffled mega-batches: indices are shuffled,
 cut into mega-batches of ``batch_size * mega_batch_factor`` examples, each sorted by length
@@ -8,16 +8,18 @@ by length outright (order does not matter there; predictions are put back in ord
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from itt.data.tokenize import TokenizedSplit
+from itt.data.encoding import EncodedSplit
 
 
 class TokenDataset(torch.utils.data.Dataset):
-    def __init__(self, split: TokenizedSplit) -> None:
+    """Items ``(index, split.item(index))`` of an encoded split (anything with ``item``)."""
+
+    def __init__(self, split: EncodedSplit) -> None:
         self.split = split
 
     def __len__(self) -> int:
@@ -134,46 +136,73 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
         return count
 
 
-class Collator:
-    """Pads a list of (index, (ids, types, label)) to the longest sequence in the batch.
+def pad_2d(seqs: Sequence[np.ndarray], pad: int, left: bool, width: int | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad sequences into ``[n, width]`` (and their attention mask) on one side."""
+    n = len(seqs)
+    width = width if width is not None else max((len(s) for s in seqs), default=1)
+    width = max(width, 1)
+    out = torch.full((n, width), pad, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        k = len(s)
+        if not k:
+            continue
+        sl = slice(width - k, width) if left else slice(0, k)
+        out[i, sl] = torch.as_tensor(np.asarray(s, dtype=np.int64))
+        mask[i, sl] = 1
+    return out, mask
 
-    Every collator returns the items' indices as ``batch["index"]`` so that predictions made
-    in length-sorted (or sharded) order can be put back in the split's order."""
+
+class PadCollator:
+    """Base of every task type's collator: pads on the tokenizer's padding side, and every
+    batch has the items' indices as ``batch["index"]``, so that predictions made in
+    length-sorted (or sharded) order can be put back in the split's order."""
+
+    def __init__(self, pad_id: int, padding_side: str = "right") -> None:
+        self.pad_id = pad_id
+        self.left = padding_side == "left"
+
+    @staticmethod
+    def unzip(pairs: list[tuple[int, Any]]) -> tuple[torch.Tensor, list[Any]]:
+        """The indices (a tensor) and the items of a list of (index, item)."""
+        return torch.tensor([i for i, _ in pairs], dtype=torch.long), [item for _, item in pairs]
+
+    def pad(self, seqs: Sequence[np.ndarray], value: int | None = None, width: int | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`pad_2d` on this collator's side, with the pad id unless ``value`` is given."""
+        return pad_2d(seqs, self.pad_id if value is None else value, self.left, width)
+
+    def add_types(self, batch: dict[str, Any], types: Sequence[np.ndarray | None], width: int) -> None:
+        """``batch["token_type_ids"]`` where the items have token types."""
+        if types and types[0] is not None:
+            batch["token_type_ids"], _ = pad_2d(types, 0, self.left, width)
+
+
+class Collator(PadCollator):
+    """The sequence types' collator: pads a list of (index, (ids, types, label)) to the
+    longest sequence in the batch (rounded up to ``pad_to_multiple_of``)."""
 
     def __init__(self, pad_id: int, padding_side: str = "right", regression: bool = False,
                  pad_to_multiple_of: int | None = None) -> None:
-        self.pad_id = pad_id
-        self.left = padding_side == "left"
+        super().__init__(pad_id, padding_side)
         self.regression = regression
         self.multiple = pad_to_multiple_of
 
-    def __call__(self, pairs) -> dict[str, torch.Tensor]:
-        index = torch.tensor([i for i, _ in pairs], dtype=torch.long)
-        items = [item for _, item in pairs]
-        n = len(items)
+    def __call__(self, pairs: list[tuple[int, Any]]) -> dict[str, torch.Tensor]:
+        index, items = self.unzip(pairs)
         width = max(len(ids) for ids, _, _ in items)
         if self.multiple:
             width = -(-width // self.multiple) * self.multiple
-        input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        has_types = items[0][1] is not None
-        types = torch.zeros((n, width), dtype=torch.long) if has_types else None
-        for i, (ids, tt, _) in enumerate(items):
-            k = len(ids)
-            sl = slice(width - k, width) if self.left else slice(0, k)
-            input_ids[i, sl] = torch.from_numpy(ids.astype(np.int64))
-            mask[i, sl] = 1
-            if has_types:
-                types[i, sl] = torch.from_numpy(tt.astype(np.int64))
+        input_ids, mask = self.pad([ids for ids, _, _ in items], width=width)
         labels = torch.tensor([x for _, _, x in items],
                               dtype=torch.float32 if self.regression else torch.long)
         batch = {"input_ids": input_ids, "attention_mask": mask, "labels": labels, "index": index}
-        if has_types:
-            batch["token_type_ids"] = types
+        self.add_types(batch, [tt for _, tt, _ in items], width)
         return batch
 
 
-def make_loader(split: TokenizedSplit, batch_size: int, collator: Collator, *, train: bool,
+def make_loader(split: EncodedSplit, batch_size: int, collator: PadCollator, *, train: bool,
                 mode: str = "length_grouped", mega_batch_factor: int = 50, seed: int = 0,
                 num_workers: int = 0, pin_memory: bool = False, shard: bool = True) -> torch.utils.data.DataLoader:
     """``shard=False`` for evaluation by one process while a DDP group exists (rank 0's final

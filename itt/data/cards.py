@@ -11,18 +11,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from itt import task_types
 from itt.errors import ConfigError
+from itt.task_types import CLASSIFICATION_TYPES, TEXT_PAIR_REGRESSION
 
-TASK_TYPES = (
-    "single_text_classification",
-    "text_pair_classification",
-    "text_pair_regression",
-    "multiple_choice",
-    "token_tagging",
-    "span_qa",
-    "retrieval",
-)
-CLASSIFICATION_TYPES = ("single_text_classification", "text_pair_classification")
 SETTINGS = ("intermediate", "domain", "cross_lingual", "xtreme")
 
 
@@ -68,7 +60,7 @@ class TaskCard:
 
     @property
     def is_regression(self) -> bool:
-        return self.type == "text_pair_regression"
+        return self.type == TEXT_PAIR_REGRESSION
 
     @property
     def num_labels(self) -> int:
@@ -115,27 +107,21 @@ def card_from_config(cfg: DictConfig | dict, role: str) -> TaskCard | None:
     missing = [k for k in ("type", "source") if k not in data]
     if missing:
         raise ConfigError(f"Task card '{name}' lacks {missing}; see docs/schemas.md.")
-    if data["type"] not in TASK_TYPES:
-        raise ConfigError(f"Task card '{name}' has unknown type '{data['type']}'. "
-                          f"Known types: {', '.join(TASK_TYPES)}.")
+    info = task_types.get(data["type"], f"Task card '{name}'")
     data.setdefault("columns", {"text": ["text"], "label": "label"})
     data.setdefault("labels", None)
     data.setdefault("languages", ["en"])
     data.setdefault("train_language", data["languages"][0])
     data.setdefault("eval_languages", data["languages"])
     data.setdefault("split", {"protocol": "ratio", "train_fraction": 0.7, "validation_fraction": 0.1})
-    if data["type"] in CLASSIFICATION_TYPES:
-        data.setdefault("metrics", ["accuracy", "macro_f1"])
-        data.setdefault("main_metric", "accuracy")
+    data.setdefault("metrics", list(info.default_metrics))
+    # The type's own main metric where it has one, else the card's first metric.
+    main = info.default_metrics or data["metrics"] or ["accuracy"]
+    data.setdefault("main_metric", main[0])
+    if info.classification:
         if not data["labels"]:
             raise ConfigError(f"Task card '{name}' is a classification task but lists no 'labels'.")
         data["labels"] = [str(x) for x in data["labels"]]
-    elif data["type"] == "text_pair_regression":
-        data.setdefault("metrics", ["pearson", "spearman"])
-        data.setdefault("main_metric", "pearson")
-    else:
-        data.setdefault("metrics", [])
-        data.setdefault("main_metric", data["metrics"][0] if data["metrics"] else "accuracy")
     if data["main_metric"] not in data["metrics"]:
         raise ConfigError(f"Task card '{name}': main_metric '{data['main_metric']}' is not in "
                           f"its metrics {data['metrics']}.")

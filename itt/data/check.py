@@ -92,6 +92,7 @@ def check_card(cfg: Any, split_seed: int = 1234, assets_dir: str | None = None) 
     """Check one composed card config (``cfg.target`` of the app config, or a plain dict)."""
     from itt.data.cards import card_from_config
     from itt.data.loading import load_task
+    from itt.tasks import get_task_type
 
     name = str(cfg.get("name", "?"))
     try:
@@ -103,7 +104,8 @@ def check_card(cfg: Any, split_seed: int = 1234, assets_dir: str | None = None) 
         missing = _missing_converted(card)
         if missing:
             return CardCheck(name, SKIPPED, f"data not converted ({missing})")
-        data = load_task(card, split_seed=split_seed, assets_dir=assets_dir, need_test=True)
+        data = load_task(card, get_task_type(card.type), split_seed=split_seed, assets_dir=assets_dir,
+                         need_test=True)
     except ITTError as exc:
         return CardCheck(name, FAIL, str(exc))
     sizes = data.sizes

@@ -1,7 +1,9 @@
 """From a task card to normalised ``datasets`` splits.
 
-Normalised rows hold ``text`` (single text) or ``text_a``/``text_b`` (pairs) and ``label``
-(class index or float). The split protocol is the card's ``split`` block
+Normalised rows are the task type's normal form (for the sequence types ``text`` or
+``text_a``/``text_b`` and ``label``, a class index or a float): the caller passes the task
+type (:func:`itt.tasks.get_task_type`), whose ``normalise`` turns raw rows into it, so that
+data never imports the task implementations. The split protocol is the card's ``split`` block
 (:mod:`itt.data.splits`); by default the paper's seeded 70/30 train/test split of each
 language's data, validation carved from the training part (63/7/30).
 """
@@ -11,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,6 +25,17 @@ log = logging.getLogger(__name__)
 
 _FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
             ".txt": "text"}
+
+
+class RowNormaliser(Protocol):
+    """What loading needs of a task type (:class:`itt.tasks.base.TaskType` has it)."""
+
+    #: False for a type scored without training: only its test languages are loaded.
+    trainable: bool
+
+    def normalise(self, card: TaskCard, ds: Any, where: str) -> Any:
+        """Raw rows of ``card`` read from ``where`` in the type's normal form."""
+        ...
 
 
 @dataclass
@@ -306,7 +319,7 @@ def _load_language(card: TaskCard, lang: str, roles: tuple[str, ...], split_seed
     return got, wheres
 
 
-def load_task(card: TaskCard, split_seed: int = 1234, assets_dir: str | None = None,
+def load_task(card: TaskCard, task_type: RowNormaliser, split_seed: int = 1234, assets_dir: str | None = None,
               max_train_examples: int | None = None, need_test: bool = True,
               max_eval_examples: int | None = None, max_val_examples: int | None = None) -> TaskData:
     """Load, normalise and split a task for training on its train language(s) and testing
@@ -316,13 +329,13 @@ def load_task(card: TaskCard, split_seed: int = 1234, assets_dir: str | None = N
     translated training sets when ``translate_train.enabled``; test rows always come from
     the card's own source. A type that is not trained (representation retrieval) loads
     only its test languages. ``max_eval_examples`` caps each test language and the
-    validation split, unless ``max_val_examples`` caps the validation split apart."""
+    validation split, unless ``max_val_examples`` caps the validation split apart.
+    ``task_type`` is the card's type (``itt.tasks.get_task_type(card.type)``)."""
     import datasets
 
     from itt.errors import ConfigError
-    from itt.tasks import get_task_type
 
-    impl = get_task_type(card.type)
+    impl = task_type
     if not impl.trainable and not need_test:
         raise ConfigError(f"Task '{card.name}' is of type {card.type}, which is scored without "
                           f"training; it cannot be an intermediate task.")

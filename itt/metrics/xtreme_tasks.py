@@ -1,6 +1,7 @@
 """Registry of the XTREME and XTREME-R tasks: type, languages, metrics, groups, file formats.
 
-Plain data, no heavy imports, so anything (the scorer, task cards, reports) can read it.
+Plain data, no heavy imports, so anything (the scorer, task cards, reports) can read it; the
+task type of each task is a name of the task-type registry (:mod:`itt.task_types`).
 
 Sources of the facts below:
 
@@ -33,16 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Tuple
 
-# Task types, shared with the task-card vocabulary of docs/schemas.md.
-TEXT_PAIR_CLASSIFICATION = "text_pair_classification"
-MULTIPLE_CHOICE = "multiple_choice"
-TOKEN_TAGGING = "token_tagging"
-SPAN_QA = "span_qa"
-RETRIEVAL = "retrieval"
-
-TASK_TYPES: Tuple[str, ...] = (
-    TEXT_PAIR_CLASSIFICATION, MULTIPLE_CHOICE, TOKEN_TAGGING, SPAN_QA, RETRIEVAL,
-)
+# Task types are the names of the task-type registry, which task cards use too.
+from itt.task_types import MULTIPLE_CHOICE, RETRIEVAL, SPAN_QA, TEXT_PAIR_CLASSIFICATION, TOKEN_TAGGING
 
 # File formats, one constant per layout; xtreme_r.py implements a reader and a writer
 # for each and its module docstring gives examples.

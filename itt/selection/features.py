@@ -46,7 +46,7 @@ def load_splits(card: TaskCard, tokenizer: Any, cfg: dict[str, Any], stage: str,
     check_type(card, "task")
     impl = get_task_type(card.type)
     s = cfg[stage]
-    data = load_task(card, split_seed=int(cfg["data"]["split_seed"]), assets_dir=cfg["paths"]["assets_dir"],
+    data = load_task(card, impl, split_seed=int(cfg["data"]["split_seed"]), assets_dir=cfg["paths"]["assets_dir"],
                      max_train_examples=s.get("max_train_examples"), need_test=False,
                      max_eval_examples=s.get("max_eval_examples"), max_val_examples=s.get("max_val_examples"))
     cache = cfg["paths"]["cache_dir"] if cfg["data"].get("cache", True) else None

@@ -85,6 +85,13 @@ def _main_metric(impl: Any, preds: list, split: Any, card: Any) -> float | None:
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
+def _labels(card: Any) -> str:
+    if card.is_regression:
+        return f"{card.type}, regression"
+    names = list(card.labels or [])
+    return f"{card.type}, labels {names}" if len(names) <= 5 else f"{card.type}, {len(names)} labels"
+
+
 def _num_classes(card: Any) -> int | None:
     return None if card.is_regression else card.num_labels
 
@@ -217,8 +224,7 @@ def select(questions: list[Question], settings: Settings, work_dir: Path) -> lis
                     if "zero_shot" in methods:
                         if not impl.zero_shot_compatible(ccard, card):
                             e["methods"]["zero_shot"]["skipped"][cand] = (
-                                f"the head of {cand} ({ccard.type}, labels {ccard.labels}) does not fit "
-                                f"{q.target} ({card.type}, labels {card.labels})")
+                                f"the head of {cand} ({_labels(ccard)}) does not fit {q.target} ({_labels(card)})")
                             continue
                         t0 = time.perf_counter()
                         with torch.no_grad():

@@ -6,6 +6,10 @@ checked against the card) -> ``encode`` (token ids, cached; returns an object wi
 ``logits`` on the encoder's hidden states -> ``loss`` in training, ``predict_batch`` in
 evaluation (one prediction per item, in item order) -> ``score`` over the whole split ->
 ``export`` in the XTREME folder layout.
+
+The encoding and batching they use are :mod:`itt.data.encoding` and :mod:`itt.data.batching`
+(one stack for every type); this module also holds the card helpers the types share (columns,
+integer settings, the ``xtreme_task`` export location and prediction files).
 """
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from itt.errors import DataError
+from itt.data.encoding import EncodedSplit
+from itt.errors import ConfigError, DataError
 
 
 class TaskType:
@@ -34,7 +39,7 @@ class TaskType:
         raise NotImplementedError
 
     def encode(self, ds: Any, tokenizer: Any, card: Any, max_length: int, cache_dir: str | Path | None,
-               name: str) -> Any:
+               name: str) -> EncodedSplit:
         raise NotImplementedError
 
     def collator(self, tokenizer: Any, card: Any):
@@ -70,8 +75,6 @@ class TaskType:
         """Write one language's predictions. A card with ``xtreme_task`` gets the official
         layout (``out_dir/<task>/test-<lang>.<ext>``, gold labels next to it under
         ``<out_dir>/../labels``), so that ``python -m itt.metrics.xtreme_r`` scores a run."""
-        from itt.tasks.common import labels_dir, write_local, xtreme_task
-
         task = xtreme_task(card)
         if task is not None:
             from itt.metrics.xtreme_files import write_predictions
@@ -84,8 +87,6 @@ class TaskType:
     def export_labels(self, split: Any, card: Any, lang: str, out_dir: Path) -> None:
         """Write the gold labels of one language in the XTREME layout (cards with
         ``xtreme_task`` only). The default covers classification: label names by index."""
-        from itt.tasks.common import xtreme_task
-
         task = xtreme_task(card)
         labels = getattr(split, "labels", None)
         if task is None or labels is None or not card.labels:
@@ -130,3 +131,61 @@ def require_columns(card: Any, ds: Any, needed: list[str], where: str) -> None:
     if absent:
         raise DataError(f"Task '{card.name}': {where} has no column(s) {absent}; it has "
                         f"{ds.column_names}. Set columns in conf/task/{card.name}.yaml.")
+
+
+#: The task types import it under this name.
+require = require_columns
+
+
+def column(card: Any, key: str, default: str | None = None) -> str | None:
+    """A column name from ``card.columns`` (``columns.<key>``), or the default."""
+    value = (card.columns or {}).get(key, default)
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def card_int(card: Any, key: str, default: int) -> int:
+    """A positive integer setting of a card (``<key>:`` at its top level), or the default."""
+    value = (getattr(card, "extra", None) or {}).get(key, default)
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"Task card '{card.name}': {key} must be an integer, got {value!r}.") from None
+    if value <= 0:
+        raise ConfigError(f"Task card '{card.name}': {key} must be positive, got {value}.")
+    return value
+
+
+# --------------------------------------------------------------------------------------
+# XTREME export
+# --------------------------------------------------------------------------------------
+
+def xtreme_task(card: Any) -> str | None:
+    """The XTREME registry name a card exports under (card field ``xtreme_task``)."""
+    name = (getattr(card, "extra", None) or {}).get("xtreme_task")
+    if not name:
+        return None
+    from itt.metrics.xtreme_tasks import TASKS
+
+    if name not in TASKS:
+        raise ConfigError(f"Task card '{card.name}': xtreme_task '{name}' is not an XTREME task; "
+                          f"known: {', '.join(sorted(TASKS))}.")
+    return str(name)
+
+
+def labels_dir(out_dir: Path) -> Path:
+    """``<run>/predictions/labels`` for ``out_dir`` = ``<run>/predictions/<tag>``."""
+    return Path(out_dir).parent / "labels"
+
+
+def write_xtreme(out_dir: Path, task: str, lang: str, preds: Any, gold: Any) -> None:
+    """One language's predictions in the XTREME layout and its gold labels next to them."""
+    from itt.metrics.xtreme_files import write_labels, write_predictions
+
+    write_predictions(out_dir, task, lang, preds)
+    write_labels(labels_dir(out_dir), task, lang, gold)
+
+
+def write_local(out_dir: Path, lang: str, ext: str, text: str) -> None:
+    """``out_dir/test-<lang>.<ext>`` for a card without ``xtreme_task``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"test-{lang}.{ext}").write_text(text, encoding="utf-8")

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from itt.data.batching import PadCollator
+from itt.data.encoding import encode_cached, encode_truncating, ragged_arrays, unpack
 from itt.errors import DataError
 from itt.models.heads import SequenceHead, pool
-from itt.tasks.base import TaskType
-from itt.tasks.common import (PadCollator, column, encode_cached, encode_truncating, ragged_arrays, require, unpack,
-                              xtreme_task)
+from itt.tasks.base import TaskType, column, require, xtreme_task
 
 #: Score given to padding choices: low enough to never win, safe in half precision.
 MASKED_SCORE = -1.0e4

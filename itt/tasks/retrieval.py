@@ -36,10 +36,9 @@ import torch
 from torch import nn
 
 from itt.data.batching import Collator
+from itt.data.encoding import RaggedSplit, encode_cached, encode_truncating, quiet_transformers, ragged_arrays
 from itt.errors import ConfigError, DataError
-from itt.tasks.base import TaskType
-from itt.tasks.common import (RaggedSplit, column, encode_cached, encode_truncating, quiet_transformers,
-                              ragged_arrays, require, write_local, write_xtreme, xtreme_task)
+from itt.tasks.base import TaskType, column, require, write_local, write_xtreme, xtreme_task
 
 log = logging.getLogger(__name__)
 

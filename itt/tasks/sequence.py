@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from itt.data.batching import Collator
-from itt.data.tokenize import tokenize_split
+from itt.data.encoding import tokenize_split
 from itt.errors import DataError
 from itt.metrics.task_metrics import compute
 from itt.models.heads import SequenceHead, pool

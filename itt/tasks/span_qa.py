@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from itt.data.batching import PadCollator
+from itt.data.encoding import RaggedSplit, encode_cached, quiet_transformers, ragged_arrays, special_template
 from itt.errors import ConfigError, DataError
-from itt.tasks.base import TaskType
-from itt.tasks.common import (PadCollator, RaggedSplit, card_int, column, encode_cached, quiet_transformers,
-                              ragged_arrays, require, special_template, write_local, write_xtreme, xtreme_task)
+from itt.tasks.base import TaskType, card_int, column, require, write_local, write_xtreme, xtreme_task
 
 log = logging.getLogger(__name__)
 

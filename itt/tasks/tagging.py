@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from itt.data.batching import PadCollator
+from itt.data.encoding import RaggedSplit, encode_cached, pack, quiet_transformers, ragged_arrays
 from itt.errors import DataError
-from itt.tasks.base import TaskType
-from itt.tasks.common import (PadCollator, RaggedSplit, column, encode_cached, pack, quiet_transformers,
-                              ragged_arrays, require, write_local, write_xtreme, xtreme_task)
+from itt.tasks.base import TaskType, column, require, write_local, write_xtreme, xtreme_task
 
 log = logging.getLogger(__name__)
 
