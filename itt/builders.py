@@ -193,3 +193,30 @@ def device_for(cfg: dict[str, Any]) -> torch.device:
     if acc in ("gpu", "cuda", "auto") and torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
+
+def model_path(model_cfg: dict[str, Any], cache_dir: str | Path) -> tuple[str, bool]:
+    """(path or hub id, is_local) of a model card's encoder. A card with ``pretrain:`` is
+    pretrained on first use and cached (:mod:`itt.pretraining`); the others are resolved by
+    :func:`itt.models.encoder.resolve_model_path` (hub id, local path, offline asset, tiny)."""
+    if model_cfg.get("pretrain"):
+        from itt.pretraining.build import build_pretrained
+
+        return str(build_pretrained(model_cfg, cache_dir)), True
+    from itt.models.encoder import resolve_model_path
+
+    return resolve_model_path(model_cfg, cache_dir)
+
+
+def load_encoder(model_cfg: dict[str, Any], cache_dir: str | Path):
+    """(encoder, tokenizer, path) of any model card (:func:`model_path`, then
+    :func:`itt.models.encoder.load_encoder`)."""
+    from itt.models import encoder
+
+    return encoder.load_encoder(model_cfg, cache_dir, model_path(model_cfg, cache_dir))
+
+
+def check_max_lengths(model_cfg: dict[str, Any], cache_dir: str | Path, lengths: dict[str, int]) -> None:
+    """:func:`itt.models.encoder.check_max_lengths` for any model card."""
+    from itt.models import encoder
+
+    encoder.check_max_lengths(model_cfg, cache_dir, lengths, model_path(model_cfg, cache_dir))

@@ -79,7 +79,7 @@ def _train_stage1(cfg: dict[str, Any], inter: TaskCard, run_dir: Path, key: str,
     import pytorch_lightning as pl
 
     from itt import stages
-    from itt.models.encoder import load_encoder
+    from itt.builders import load_encoder
 
     log.info("Stage 1 %s: training %s on %s", key, cfg["model"]["name"], inter.name)
     t0 = time.perf_counter()
@@ -131,7 +131,7 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
 
     from itt import stages
     from itt.builders import supersede_killed_runs
-    from itt.models.encoder import check_max_lengths, load_encoder
+    from itt.builders import check_max_lengths, load_encoder
 
     t_start = time.perf_counter()
     ckpt_dir = run_dir / "checkpoints"

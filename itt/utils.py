@@ -62,12 +62,29 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
-def build_dir_once(out: str | os.PathLike, build: Callable[[Path], None],
-                   done: Callable[[Path], bool]) -> Path:
-    """``out``, built first where ``done(out)`` is false: ``build(tmp)`` fills a temporary
-    directory beside it, which is then renamed into place, so a reader sees no directory or
-    a whole one. A file lock (``<out>.lock``) makes parallel workers build it once; a worker
-    that waited reuses what the first one built."""
+def publish_dir(out: str | os.PathLike, fill: Callable[[Path], Any]) -> Path:
+    """Write a directory whole: ``fill(tmp)`` fills a temporary directory beside ``out``,
+    which then replaces ``out`` (an older one is removed), so a reader sees no directory, the
+    old one or the whole new one."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def build_once(out: str | os.PathLike, build: Callable[[], Any], done: Callable[[Path], bool]) -> Path:
+    """``out``, built by ``build()`` first where ``done(out)`` is false. A file lock
+    (``<out>.lock``) makes parallel workers build it once: a worker that waited finds it done
+    and reuses it. ``build`` writes ``out`` whole (e.g. with :func:`publish_dir`)."""
     from filelock import FileLock
 
     out = Path(out)
@@ -75,18 +92,8 @@ def build_dir_once(out: str | os.PathLike, build: Callable[[Path], None],
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(out) + ".lock"):
-        if done(out):
-            return out
-        tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        try:
-            build(tmp)
-            if out.exists():  # an incomplete earlier build (``done`` said no)
-                shutil.rmtree(out)
-            os.replace(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        if not done(out):
+            build()
     return out
 
 

@@ -133,8 +133,8 @@ def test_cards_share_one_tokenizer_and_cache_by_content(tmp_path):
 
 
 def test_pretrained_card_builds_on_first_use_and_runs_in_a_cell(make_cfg, tmp_path):
+    from itt.builders import model_path
     from itt.cell import run_cell
-    from itt.models.encoder import resolve_model_path
 
     overrides = ["model=tiny_code", "intermediate=none", "target=smoke_products", "stage2.epochs=2"] + TOY_PRETRAIN
     if not _text_available():   # the shared tokenizer needs both corpora; code alone still tests the hook
@@ -146,7 +146,7 @@ def test_pretrained_card_builds_on_first_use_and_runs_in_a_cell(make_cfg, tmp_pa
     path = Path(result["model"]["pretrained"])
     assert json.loads((path / "itt_pretrain.json").read_text())["tokens"]["train"] == 4000
     t0 = time.perf_counter()
-    again, local = resolve_model_path(cfg["model"], cfg["paths"]["cache_dir"])
+    again, local = model_path(cfg["model"], cfg["paths"]["cache_dir"])
     assert (Path(again), local) == (path, True) and time.perf_counter() - t0 < 5   # cached, not retrained
 
 

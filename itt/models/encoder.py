@@ -14,11 +14,14 @@ log = logging.getLogger(__name__)
 
 
 def resolve_model_path(model_cfg: dict[str, Any], cache_dir: str | Path) -> tuple[str, bool]:
-    """Return (name or path to load from, is_local)."""
-    if model_cfg.get("pretrain"):  # a tiny encoder pretrained on a local corpus on first use
-        from itt.pretraining.build import build_pretrained
+    """Return (name or path to load from, is_local) for a card with ``pretrained`` or ``tiny``.
 
-        return str(build_pretrained(model_cfg, cache_dir)), True
+    A card with ``pretrain:`` is a model pretrained on first use by :mod:`itt.pretraining`,
+    which sits above this module: :func:`itt.builders.model_path` resolves it and passes the
+    path to :func:`load_encoder` and :func:`check_max_lengths`."""
+    if model_cfg.get("pretrain"):
+        raise ConfigError(f"Model card '{model_cfg.get('name')}' is pretrained on first use (pretrain:): "
+                          f"load it with itt.builders.load_encoder, which builds it through itt.pretraining.")
     if model_cfg.get("tiny"):
         from itt.models.tiny import build_tiny
 
@@ -31,7 +34,7 @@ def resolve_model_path(model_cfg: dict[str, Any], cache_dir: str | Path) -> tupl
     if os.path.isdir(os.path.expanduser(name)):
         return os.path.expanduser(name), True
     if looks_local or model_cfg.get("asset"):
-        hint = (f"It is an offline asset: run `python -m itt.assets fetch` (or `make assets`) to build it."
+        hint = ("It is an offline asset: run `python -m itt.assets fetch` (or `make assets`) to build it."
                 if model_cfg.get("asset") else "Check model.pretrained.")
         raise ModelError(f"Model '{model_cfg.get('name')}': directory not found: {name}. {hint}")
     return name, False
@@ -44,11 +47,12 @@ def load_tokenizer(path: str, model_cfg: dict[str, Any], local: bool):
                                          revision=model_cfg.get("revision"), local_files_only=local or None)
 
 
-def load_encoder(model_cfg: dict[str, Any], cache_dir: str | Path):
-    """Return (encoder, tokenizer, path) for a model card (a plain dict)."""
+def load_encoder(model_cfg: dict[str, Any], cache_dir: str | Path, where: tuple[str, bool] | None = None):
+    """Return (encoder, tokenizer, path) for a model card (a plain dict). ``where`` is the
+    (path, is_local) to load from when the caller resolved it (:func:`itt.builders.model_path`)."""
     from transformers import AutoModel
 
-    path, local = resolve_model_path(model_cfg, cache_dir)
+    path, local = where or resolve_model_path(model_cfg, cache_dir)
     if not local:
         from itt.hub import hub_offline_flag, hub_reachable, model_in_cache, require_hub
 
@@ -85,12 +89,14 @@ def max_positions(encoder: Any) -> int | None:
     return n
 
 
-def check_max_lengths(model_cfg: dict[str, Any], cache_dir: str | Path, lengths: dict[str, int]) -> None:
+def check_max_lengths(model_cfg: dict[str, Any], cache_dir: str | Path, lengths: dict[str, int],
+                      where: tuple[str, bool] | None = None) -> None:
     """``<stage>.max_length`` above the encoder's positions is a config error raised before
-    any training, not a crash inside the model's forward pass. Reads only the model config."""
+    any training, not a crash inside the model's forward pass. Reads only the model config
+    (``where``: as for :func:`load_encoder`)."""
     from transformers import AutoConfig
 
-    path, local = resolve_model_path(model_cfg, cache_dir)
+    path, local = where or resolve_model_path(model_cfg, cache_dir)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=bool(model_cfg.get("trust_remote_code")),
                                             revision=model_cfg.get("revision"), local_files_only=True)

@@ -10,13 +10,11 @@ from __future__ import annotations
 import glob
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 from itt.errors import ConfigError
-from itt.utils import file_sha256, stable_hash
+from itt.utils import atomic_write_json, build_once, file_sha256, publish_dir, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +137,6 @@ def _model_config(arch: str, tiny: dict[str, Any], vocab_size: int, pad_id: int)
 
 def build_tiny(model_cfg: dict[str, Any], cache_dir: str | Path) -> Path:
     """Return the directory of the tiny model described by ``model_cfg`` (building it once)."""
-    from filelock import FileLock
-
     arch = model_cfg["architecture"]
     if arch not in ARCHITECTURES:
         raise ConfigError(f"model.architecture '{arch}' cannot be built tiny; known: {ARCHITECTURES}.")
@@ -149,12 +145,8 @@ def build_tiny(model_cfg: dict[str, Any], cache_dir: str | Path) -> Path:
     lines, ident = _corpus(spec)
     key = stable_hash([arch, {k: v for k, v in tiny.items() if k != "corpus"}, ident, 2])
     out = Path(cache_dir) / "models" / f"{model_cfg['name']}-{key}"
-    if (out / "config.json").exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(out) + ".lock"):
-        if (out / "config.json").exists():
-            return out
+
+    def fill(tmp: Path) -> None:
         import torch
         from transformers import AutoModel
 
@@ -164,12 +156,8 @@ def build_tiny(model_cfg: dict[str, Any], cache_dir: str | Path) -> Path:
                                  padding_side="left" if arch == "xlnet" else "right")
         config = _model_config(arch, tiny, tok.get_vocab_size(), tok.token_to_id(_SPECIALS[arch]["pad"]))
         torch.manual_seed(int(tiny.get("seed", 0)))
-        model = AutoModel.from_config(config)
-        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        model.save_pretrained(tmp)
+        AutoModel.from_config(config).save_pretrained(tmp)
         hf_tok.save_pretrained(tmp)
-        (tmp / "itt_tiny.json").write_text(json.dumps({"model": model_cfg["name"], "corpus": ident}, indent=1))
-        os.replace(tmp, out)
-    return out
+        atomic_write_json(tmp / "itt_tiny.json", {"model": model_cfg["name"], "corpus": ident})
+
+    return build_once(out, lambda: publish_dir(out, fill), lambda p: (p / "config.json").exists())

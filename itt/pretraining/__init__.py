@@ -2,7 +2,8 @@
 
 :mod:`itt.pretraining.corpora` reads the two corpora, :mod:`itt.pretraining.mlm` pretrains on
 a token budget, :mod:`itt.pretraining.build` turns a model card's ``pretrain:`` block into a
-cached model directory (the hook :func:`itt.models.encoder.resolve_model_path` calls).
+cached model directory (the hook :func:`itt.builders.model_path` calls; models never import
+this package).
 The command line is ``python -m itt.pretrain``.
 """
 from __future__ import annotations

@@ -15,8 +15,6 @@ written to a temporary directory and renamed into place.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from itt.errors import ConfigError
 from itt.models.tiny import train_tokenizer
 from itt.pretraining.corpora import CORPORA, Corpus, get_corpus
 from itt.pretraining.mlm import ARCH_KEYS, META_FILE, pretrain
-from itt.utils import atomic_write_json, stable_hash
+from itt.utils import atomic_write_json, build_once, publish_dir, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +85,10 @@ def model_key(spec: dict[str, Any], corpora: dict[str, Corpus]) -> str:
 
 def shared_tokenizer(spec: dict[str, Any], corpora: dict[str, Corpus], cache_dir: str | Path) -> Path:
     """The tokenizer directory for ``spec`` (trained once; shared by every card that agrees)."""
-    from filelock import FileLock
-
     tok = spec["tokenizer"]
     out = Path(cache_dir) / "tokenizers" / f"pretrain-{tokenizer_key(spec, corpora)}"
-    if (out / "tokenizer.json").exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(out) + ".lock"):
-        if (out / "tokenizer.json").exists():
-            return out
+
+    def fill(tmp: Path) -> None:
         docs: list[str] = []
         sample = {}
         for name in tok["corpora"]:
@@ -106,14 +98,12 @@ def shared_tokenizer(spec: dict[str, Any], corpora: dict[str, Corpus], cache_dir
         log.info("Training the shared pretraining tokenizer (%s) in %s", ", ".join(tok["corpora"]), out)
         hf_tok = train_tokenizer(docs, spec["model"]["architecture"], int(tok["vocab_size"]),
                                  int(spec["model"].get("max_position_embeddings", 512)))
-        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
         hf_tok.save_pretrained(tmp)
         atomic_write_json(tmp / "itt_tokenizer.json", {
             "corpora": {n: corpora[n].describe() for n in tok["corpora"]}, "sample": sample,
             "settings": tok, "vocab": len(hf_tok)})
-        os.replace(tmp, out)
-    return out
+
+    return build_once(out, lambda: publish_dir(out, fill), lambda p: (p / "tokenizer.json").exists())
 
 
 def model_dir(model_cfg: dict[str, Any], cache_dir: str | Path) -> tuple[Path, dict[str, Any], dict[str, Corpus]]:
@@ -132,16 +122,10 @@ def build_pretrained(model_cfg: dict[str, Any], cache_dir: str | Path, out_dir: 
 
     ``out_dir`` builds into that directory instead of the cache (always trains).
     """
-    from filelock import FileLock
-
     cached, spec, corpora = model_dir(model_cfg, cache_dir)
     out = Path(out_dir) if out_dir else cached
-    if out_dir is None and is_built(out):
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(out) + ".lock"):
-        if out_dir is None and is_built(out):
-            return out
+
+    def build() -> None:
         tok_dir = shared_tokenizer(spec, corpora, cache_dir)
         log.info("Pretraining %s on %s (%d tokens, first use; cached in %s)", model_cfg["name"], spec["corpus"],
                  int(spec["tokens"]), out)
@@ -150,4 +134,5 @@ def build_pretrained(model_cfg: dict[str, Any], cache_dir: str | Path, out_dir: 
                  batch_size=int(spec["batch_size"]), max_length=int(spec["max_length"]), lr=float(spec["lr"]),
                  warmup_ratio=float(spec["warmup_ratio"]), weight_decay=float(spec["weight_decay"]),
                  mask_prob=float(spec["mask_prob"]), grad_clip=float(spec["grad_clip"]), seed=int(spec["seed"]))
-    return out
+
+    return build_once(out, build, is_built if out_dir is None else (lambda p: False))

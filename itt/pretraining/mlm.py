@@ -21,7 +21,6 @@ import logging
 import math
 import os
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ import torch
 from itt.errors import ConfigError, DataError
 from itt.models.tiny import _model_config, train_tokenizer  # train_tokenizer: re-exported
 from itt.pretraining.corpora import Corpus, get_corpus, in_memory
-from itt.utils import atomic_write_json, utc_now
+from itt.utils import atomic_write_json, publish_dir, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -308,14 +307,13 @@ def pretrain(model_cfg: Mapping[str, Any], corpus: Corpus | str | Sequence[str],
         "torch_threads": torch.get_num_threads(),
         "finished_at": utc_now(),
     }
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    encoder.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    atomic_write_json(tmp / META_FILE, summary)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+
+    def fill(tmp: Path) -> None:
+        encoder.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        atomic_write_json(tmp / META_FILE, summary)
+
+    publish_dir(out, fill)
     log.info("Pretrained '%s' in %.1fs: held-out MLM loss %.3f -> %.3f (%s)", corpus.name,
              summary["wall_time_s"]["total"], before or float("nan"), after or float("nan"), out)
     return summary

@@ -102,7 +102,7 @@ def select(questions: list[Question], settings: Settings, work_dir: Path) -> lis
     import torch
 
     from itt.data.cards import card_from_config
-    from itt.models.encoder import load_encoder
+    from itt.builders import load_encoder
     from itt.models.heads import hidden_size
     from itt.selection import stage1 as s1
     from itt.selection.features import check_type, encode, load_splits
