@@ -10,6 +10,7 @@ import copy
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,40 @@ def device_for(cfg: dict[str, Any]) -> torch.device:
     if acc in ("gpu", "cuda", "auto") and torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+@dataclass
+class Stage:
+    """Everything one stage trains with (see :func:`build_stage`)."""
+
+    module: Any
+    tok: dict[str, Any]
+    train: Any
+    val: Any
+    collator: Any
+    logger: Any
+    data_info: dict[str, Any]
+    model_path: str
+
+
+def build_stage(cfg: dict[str, Any], stage: str, card: TaskCard, run_dir: Path, *, need_test: bool,
+                encoder_state: Path | None = None) -> Stage:
+    """The encoder (with ``encoder_state``'s stage-1 weights on top when given), the card's
+    data encoded and batched, a fresh head, the seeded module and the stage's logger."""
+    import pytorch_lightning as pl
+
+    from itt.stage1_cache import load_encoder_state
+
+    encoder, tokenizer, model_path = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])
+    if encoder_state is not None:
+        load_encoder_state(encoder, encoder_state)
+    _, tok, data_info = prepare_data(card, tokenizer, cfg, stage, need_test=need_test)
+    train, val, collator = make_loaders(tok, tokenizer, card, cfg, stage)
+    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+    module = build_module(encoder, card, cfg, stage)
+    module.val_split = tok["validation"]
+    return Stage(module, tok, train, val, collator, make_logger(cfg, stage, run_dir), data_info, model_path)
+
 
 def model_path(model_cfg: dict[str, Any], cache_dir: str | Path) -> tuple[str, bool]:
     """(path or hub id, is_local) of a model card's encoder. A card with ``pretrain:`` is

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from itt import records, stage1_cache
-from itt.builders import (apply_card_settings, build_module, finish_logger, global_rank, make_loaders,
-                          make_logger, prepare_data)
+from itt.builders import apply_card_settings, build_module, build_stage, finish_logger, global_rank
 from itt.data.cards import TaskCard, card_from_config
 from itt.errors import ITTError
 from itt.evaluation import evaluate, majority_baseline
@@ -76,26 +75,18 @@ def _train_stage1(cfg: dict[str, Any], inter: TaskCard, run_dir: Path, key: str,
                   partial: Path) -> dict[str, Any]:
     """Train stage 1 (resuming from ``partial``'s checkpoints when an earlier attempt was
     interrupted); rank 0 writes the entry into ``tmp`` for the cache to publish."""
-    import pytorch_lightning as pl
-
     from itt import stages
-    from itt.builders import load_encoder
 
     log.info("Stage 1 %s: training %s on %s", key, cfg["model"]["name"], inter.name)
     t0 = time.perf_counter()
-    encoder, tokenizer, _ = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])
-    _, tok, data_info = prepare_data(inter, tokenizer, cfg, "stage1", need_test=False)
-    train, val, _ = make_loaders(tok, tokenizer, inter, cfg, "stage1")
-    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
-    module = build_module(encoder, inter, cfg, "stage1")
-    module.val_split = tok["validation"]
-    logger = make_logger(cfg, "stage1", run_dir)
+    st = build_stage(cfg, "stage1", inter, run_dir, need_test=False)
     try:
-        outcome = stages.fit(module, train, val, stage_cfg=cfg["stage1"], trainer_cfg=cfg["trainer"],
-                             logger=logger, ckpt_dir=partial / "checkpoints", main_metric=inter.main_metric,
+        outcome = stages.fit(st.module, st.train, st.val, stage_cfg=cfg["stage1"], trainer_cfg=cfg["trainer"],
+                             logger=st.logger, ckpt_dir=partial / "checkpoints", main_metric=inter.main_metric,
                              checkpoint_minutes=float(cfg["run"]["checkpoint_minutes"]))
     finally:
-        finish_logger(logger)
+        finish_logger(st.logger)
+    module, data_info = st.module, st.data_info
     wall = time.perf_counter() - t0
     if global_rank() == 0:
         stage1_cache.save(module, tmp, stage1_cache.entry_meta(cfg, key, inter.summary(), inter.labels, outcome,
@@ -127,8 +118,6 @@ def _fresh_checkpoints(ckpt_dir: Path, chash: str) -> None:
 
 def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard | None,
          chash: str) -> dict[str, Any]:
-    import pytorch_lightning as pl
-
     from itt import stages
     from itt.builders import supersede_killed_runs
     from itt.builders import check_max_lengths, load_encoder
@@ -147,19 +136,12 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
 
     # Stage 2: the pretrained encoder, then the stage-1 weights on top, then a fresh head.
     t0 = time.perf_counter()
-    encoder, tokenizer, model_path = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])
-    if stage1_path is not None:
-        stage1_cache.load_encoder_state(encoder, stage1_path)
-    _, tok, data_info = prepare_data(target, tokenizer, cfg, "stage2", need_test=True)
-    train, val, collator = make_loaders(tok, tokenizer, target, cfg, "stage2")
-    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
-    module = build_module(encoder, target, cfg, "stage2")
-    module.val_split = tok["validation"]
-    logger = make_logger(cfg, "stage2", run_dir)
+    st = build_stage(cfg, "stage2", target, run_dir, need_test=True, encoder_state=stage1_path)
+    module, tok, collator, logger, data_info = st.module, st.tok, st.collator, st.logger, st.data_info
     summary: dict[str, Any] = {}
     try:
         if module.impl.trainable:
-            outcome = stages.fit(module, train, val, stage_cfg=cfg["stage2"], trainer_cfg=cfg["trainer"],
+            outcome = stages.fit(module, st.train, st.val, stage_cfg=cfg["stage2"], trainer_cfg=cfg["trainer"],
                                  logger=logger, ckpt_dir=ckpt_dir, main_metric=target.main_metric,
                                  checkpoint_minutes=float(cfg["run"]["checkpoint_minutes"]))
         else:  # scored straight from the encoder's representations
@@ -192,7 +174,7 @@ def _run(cfg: dict[str, Any], run_dir: Path, target: TaskCard, inter: TaskCard |
         "status": "ok",
         "experiment": cfg["experiment_name"],
         "cell": CellKey.of_config(cfg).as_dict(),
-        "model": {"name": cfg["model"]["name"], "pretrained": model_path,
+        "model": {"name": cfg["model"]["name"], "pretrained": st.model_path,
                   "architecture": cfg["model"]["architecture"], "pretraining": cfg["model"]["pretraining"]},
         "intermediate": None if inter is None else {k: v for k, v in inter.summary().items()
                                                     if k in ("name", "field", "domain", "type")},

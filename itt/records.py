@@ -194,25 +194,23 @@ def validate_error(data: Any) -> dict[str, Any]:
     return data
 
 
-def read_result(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The cell's result.json, None when there is none; MalformedFileError when it is broken."""
-    path = Path(run_dir) / RESULT
+def _read_checked(path: Path, check: Any) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return validate_result(read_json(path))
+        return check(read_json(path))
     except MalformedFileError as exc:
         raise MalformedFileError(f"{path}: {exc}") from None
+
+
+def read_result(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The cell's result.json, None when there is none; MalformedFileError when it is broken."""
+    return _read_checked(Path(run_dir) / RESULT, validate_result)
 
 
 def read_error(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    path = Path(run_dir) / ERROR
-    if not path.exists():
-        return None
-    try:
-        return validate_error(read_json(path))
-    except MalformedFileError as exc:
-        raise MalformedFileError(f"{path}: {exc}") from None
+    """The cell's error.json, None when there is none; MalformedFileError when it is broken."""
+    return _read_checked(Path(run_dir) / ERROR, validate_error)
 
 
 def finished_result(run_dir: str | os.PathLike, chash: str) -> dict[str, Any] | None:
