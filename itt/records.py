@@ -299,24 +299,8 @@ def write_error(run_dir: str | os.PathLike, cfg: dict[str, Any], exc: BaseExcept
     return path
 
 
-def read_examples(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """examples.json of a cell, None when absent or not of the cell's current result."""
-    run_dir = Path(run_dir)
-    path = run_dir / EXAMPLES
-    if not path.exists():
-        return None
-    try:
-        data = read_json(path)
-    except MalformedFileError as exc:
-        log.warning("Ignoring %s: %s", path, exc)
-        return None
-    return data if isinstance(data, dict) and data.get("schema") == EXAMPLES_SCHEMA else None
-
-
-# ----------------------------------------------------------------------------- plan.json
-def read_plan(sweep_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The plan of a sweep directory, or None when it has none (or an unreadable one)."""
-    path = Path(sweep_dir) / PLAN
+def _read_lenient(path: Path, accept: Any) -> dict[str, Any] | None:
+    """A JSON file that ``accept`` takes, or None (absent, or unreadable: logged)."""
     if not path.exists():
         return None
     try:
@@ -324,7 +308,25 @@ def read_plan(sweep_dir: str | os.PathLike) -> dict[str, Any] | None:
     except MalformedFileError as exc:
         log.warning("Ignoring unreadable %s: %s", path, exc)
         return None
-    return data if isinstance(data, dict) and isinstance(data.get("cells"), list) else None
+    return data if isinstance(data, dict) and accept(data) else None
+
+
+def read_examples(run_dir: str | os.PathLike, config_hash: str | None = None) -> dict[str, Any] | None:
+    """examples.json of a cell; None when absent, unreadable, or (given the result's
+    ``config_hash``) written by another config than the result beside it (logged)."""
+    path = Path(run_dir) / EXAMPLES
+    data = _read_lenient(path, lambda d: str(d.get("schema", "")).startswith("itt.examples/"))
+    if data is not None and config_hash is not None and data.get("config_hash") != config_hash:
+        log.warning("%s: config_hash %s is not its result's %s (a stale file); ignored", path,
+                    data.get("config_hash"), config_hash)
+        return None
+    return data
+
+
+# ----------------------------------------------------------------------------- plan.json
+def read_plan(sweep_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The plan of a sweep directory, or None when it has none (or an unreadable one)."""
+    return _read_lenient(Path(sweep_dir) / PLAN, lambda d: isinstance(d.get("cells"), list))
 
 
 def write_plan(sweep_dir: str | os.PathLike, experiment: str, cells: Sequence[dict[str, Any]],
