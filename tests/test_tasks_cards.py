@@ -80,3 +80,48 @@ def test_experiment_sweeps_encoders_intermediates_and_every_xtreme_r_target():
 def test_unknown_task_type_lists_the_known_ones():
     with pytest.raises(ConfigError, match="Known types: .*multiple_choice.*retrieval.*span_qa.*token_tagging"):
         get_task_type("sequence_labelling")
+
+
+# ------------------------------------------------------------------------------ task-type registry
+def test_registry_names_every_implementation_and_is_read_by_cards_and_metrics():
+    from itt import task_types
+    from itt.tasks import known_types
+    from itt.tasks.base import TaskType
+
+    assert known_types() == sorted(task_types.TYPES)
+    for name, info in task_types.TYPES.items():
+        impl = get_task_type(name)
+        assert isinstance(impl, TaskType) and type(impl).__module__ == info.module, name
+        assert type(impl).__name__ == info.class_name, name
+    # The XTREME registry speaks the same type names as the cards.
+    assert {t.task_type for t in TASKS.values()} <= set(task_types.TYPES)
+    # A card without metrics gets its type's defaults from the registry.
+    base = {"name": "t", "source": {"kind": "local"}, "labels": ["a", "b"]}
+    for name, info in task_types.TYPES.items():
+        if not info.default_metrics:  # the XTREME types: the card names its metrics
+            with pytest.raises(ConfigError, match="main_metric 'accuracy' is not in its metrics"):
+                card_from_config(dict(base, type=name), "target")
+            continue
+        card = card_from_config(dict(base, type=name), "target")
+        assert card.metrics == list(info.default_metrics) and card.main_metric == info.default_metrics[0], name
+        assert card.is_classification == info.classification
+    assert [n for n, i in task_types.TYPES.items() if i.default_metrics] == [
+        "single_text_classification", "text_pair_classification", "text_pair_regression"]
+    with pytest.raises(ConfigError, match="classification task but lists no 'labels'"):
+        card_from_config({"name": "t", "type": "single_text_classification", "source": {"kind": "local"}}, "target")
+
+
+def test_unknown_type_in_a_card_names_the_card_and_the_nearest_type():
+    with pytest.raises(ConfigError, match="Task card 't' has unknown task type 'span_q'. Did you mean 'span_qa'"):
+        card_from_config({"name": "t", "type": "span_q", "source": {"kind": "local"}}, "target")
+
+
+def test_registry_cards_and_xtreme_tasks_import_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, itt.task_types, itt.data.cards, itt.metrics.xtreme_tasks; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'datasets') "
+            "or m.startswith('itt.tasks')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
