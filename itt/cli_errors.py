@@ -23,7 +23,8 @@ _IN_FILE = re.compile(r"^In '([^']+)': (\w+) raised while composing config:\s*(.
 _FULL_KEY = re.compile(r"full_key: ([\w.\[\]-]+)")
 _NOT_IN = re.compile(r"Key '([^']+)' (?:not in|is not in)")
 _VALUE = re.compile(r"Value '([^']*)' (?:of type '(\w+)' )?could not be converted to (\w+)")
-_MISSING_OPTION = re.compile(r"Could not find '([^'/]+)/([^']+)'")
+_MISSING_OPTION = re.compile(r"Could not find '([^']+)/([^'/]+)'")
+_OPTION_LINE = re.compile(r"^\t(\S+)$", re.M)
 _OVERRIDE = re.compile(r"(?:Could not override '([^']+)'|Error merging override (\S+?)=(\S*))")
 
 
@@ -75,12 +76,14 @@ def explain(exc: BaseException) -> str | None:
         m = _MISSING_OPTION.search(text)
         if m:
             group, name = m.group(1), m.group(2)
-            from itt.config import available
-
-            options = available("task" if group in ("intermediate", "target") else group)
+            folder = "task" if group in ("intermediate", "target") else group
+            # Hydra lists the options it knows (conf/ and plugins) after "Available options".
+            listed = text.split("Available options", 1)[1].split("Config search path", 1)[0] \
+                if "Available options" in text else ""
+            options = _OPTION_LINE.findall(listed)
             hint = nearest(name, options)
-            return (f"unknown {group} '{name}' ({group}={name}): no conf/{'task' if group in ('intermediate', 'target') else group}/"
-                    f"{name}.yaml" + (f"; did you mean '{hint}'?" if hint else f"; available: {', '.join(options)}"))
+            return (f"unknown {group} '{name}' ({group}={name}): no conf/{folder}/{name}.yaml"
+                    + (f"; did you mean '{hint}'?" if hint else f"; available: {', '.join(options)}"))
         return text.strip().splitlines()[0]
     if isinstance(exc, OverrideParseException):
         return f"command line: {text.strip().splitlines()[0]}"

@@ -55,6 +55,8 @@ def _error_line(overrides: list[str], config_dir: Path | None = None) -> str:
     ("data.batching=randm", "did you mean 'random'?"),
     ("model=tiny_brt", "unknown model 'tiny_brt' (model=tiny_brt): no conf/model/tiny_brt.yaml; did you mean 'tiny_bert'?"),
     ("target=smoke_prodcts", "did you mean 'smoke_products'?"),
+    ("hydra/launcher=itt_lokal", "unknown hydra/launcher 'itt_lokal' (hydra/launcher=itt_lokal): no "
+                                 "conf/hydra/launcher/itt_lokal.yaml; did you mean 'itt_local'?"),
 ])
 def test_bad_override_gets_one_line(override, expected):
     assert expected in _error_line([override])
