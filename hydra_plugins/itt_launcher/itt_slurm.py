@@ -167,23 +167,19 @@ class ITTSlurmLauncher(SlurmLauncher):
 
     def _lost(self, job: Any, cfg: DictConfig, overrides: List[str], exc: BaseException) -> JobReturn:
         """A job that ended without a result: error.json for its cell (unless the cell finished)."""
-        from itt.status import run_dir_state
-        from itt.utils import atomic_write_json, utc_now
+        from itt import records
+        from itt.config import to_dict
 
         run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
         state = str(job.watcher.get_state(job.job_id, mode="cache"))
         reason = SlurmJobEnded(f"SLURM job {job.job_id} ended in state {state} without a result "
                                f"(submitit log: {job.paths.stderr})")
-        if run_dir_state(run_dir)[0] == "finished":
+        reason.__cause__ = exc  # the traceback in error.json: submitit's account of the job
+        if records.run_dir_state(run_dir)[0] == "finished":
             log.warning("%s, but its cell had finished: %s", reason, run_dir)
             return JobReturn(overrides=overrides, working_dir=str(run_dir), status=JobStatus.COMPLETED,
                              _return_value=None)
-        cell = {"model": str(cfg.model.name), "intermediate": str(cfg.intermediate.name),
-                "target": str(cfg.target.name), "seed": int(cfg.seed)}
-        atomic_write_json(run_dir / "error.json", {
-            "schema": "itt.error/1", "status": "failed", "experiment": str(cfg.experiment_name),
-            "cell": cell, "exception": f"{type(reason).__name__}: {reason}",
-            "traceback": f"{type(exc).__name__}: {exc}", "config": {}, "failed_at": utc_now()})
+        records.write_error(run_dir, to_dict(cfg), reason, None)
         log.error("%s FAILED: %s; error.json in %s (%s: %s)", " ".join(filter_overrides(overrides)), reason, run_dir,
                   type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
         return JobReturn(overrides=overrides, working_dir=str(run_dir), status=JobStatus.FAILED,

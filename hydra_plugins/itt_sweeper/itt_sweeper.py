@@ -290,18 +290,19 @@ class ITTSweeper(BasicSweeper):
         if cell.get("dir") and not (sweep_dir / cell["dir"] / "result.json").exists():
             return False  # the common case, without composing the cell's config
         assert self.hydra_context is not None and self.config is not None
+        from itt.builders import apply_card_settings
+        from itt.config import to_dict
+        from itt.records import config_hash, finished_result
+
         try:
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
             run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
             if not (run_dir / "result.json").exists():
                 return False
-            from itt.cell import apply_card_settings, config_hash, existing_result
-            from itt.config import to_dict
-
             data = to_dict(cfg)
             if not data["run"].get("skip_existing", True):
                 return False
-            return existing_result(run_dir, config_hash(apply_card_settings(data))) is not None
+            return finished_result(run_dir, config_hash(apply_card_settings(data))) is not None
         except Exception as exc:  # noqa: BLE001 - the cell reports its own error when it runs
             log.debug("Cell %s: not known to be finished (%s)", " ".join(job), exc)
             return False
