@@ -12,7 +12,7 @@ import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,6 +95,26 @@ def build_once(out: str | os.PathLike, build: Callable[[], Any], done: Callable[
         if not done(out):
             build()
     return out
+
+
+def jsonl_rows(lines: Iterable[str], where: str | os.PathLike,
+               error: type[Exception] = ValueError) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` of every non-blank line of JSON-lines text; a line that is
+    not JSON raises ``error`` naming ``where``, the line and the column."""
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"{where}, line {lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        yield lineno, value
+
+
+def read_jsonl(path: str | os.PathLike, error: type[Exception] = ValueError) -> Iterator[tuple[int, Any]]:
+    """:func:`jsonl_rows` of a file (UTF-8), read line by line."""
+    with open(path, encoding="utf-8") as f:
+        yield from jsonl_rows(f, path, error)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

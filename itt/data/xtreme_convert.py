@@ -117,6 +117,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from itt.errors import DataError, ITTError
+from itt.utils import read_jsonl
 
 TASKS = ("mewslix", "lareqa", "tydiqa", "udpos")
 MEWSLIX_ENTITIES = "candidate_set_entities.jsonl"
@@ -274,17 +275,10 @@ def _require_file(path: Path, task: str) -> Path:
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for every non-blank line; a malformed line names file and line."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    for lineno, obj in read_jsonl(path, DataError):
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}, line {lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
 
 
 def _get(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Tuple, Union
 
@@ -67,6 +66,7 @@ from itt.metrics.xtreme_tasks import (
     FORMAT_RANKED_IDS, FORMAT_RELEVANT_IDS, FORMAT_SQUAD, FORMAT_TAG_LINES, FORMAT_XCOPA_JSONL,
     TASKS, XtremeTask,
 )
+from itt.utils import atomic_write_text, jsonl_rows
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -126,16 +126,10 @@ def _read_json(path: Path) -> Any:
 
 def _read_xcopa_jsonl(path: Path) -> List[Any]:
     labels = []
-    for number, line in enumerate(_read_text(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise XtremeScoringError(f"malformed JSON in {path}, line {number}: {exc}") from None
+    for number, row in jsonl_rows(_read_text(path).split("\n"), path, XtremeScoringError):
         if not isinstance(row, Mapping) or "label" not in row:
             raise XtremeScoringError(f"{path}, line {number}: expected an object with a "
-                                     f"'label' key, got {line.strip()[:80]!r}")
+                                     f"'label' key, got {json.dumps(row)[:80]!r}")
         labels.append(row["label"])
     return labels
 
@@ -321,20 +315,6 @@ def _render(fmt: str, data: Any) -> str:
     raise AssertionError(f"no writer for format {fmt!r}")
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_predictions(out_dir: PathLike, task: str, lang: str, predictions: Any) -> Path:
     """Write one language's predictions to ``out_dir/<task>/test-<lang>.<ext>``.
 
@@ -346,7 +326,8 @@ def write_predictions(out_dir: PathLike, task: str, lang: str, predictions: Any)
     """
     spec = _task(task)
     path = task_file(out_dir, task, lang)
-    return write_atomic(path, _render(spec.prediction_format, predictions))
+    atomic_write_text(path, _render(spec.prediction_format, predictions))
+    return path
 
 
 def write_labels(out_dir: PathLike, task: str, lang: str, labels: Any) -> Path:
@@ -359,6 +340,7 @@ def write_labels(out_dir: PathLike, task: str, lang: str, labels: Any) -> Path:
     """
     spec = _task(task)
     path = task_file(out_dir, task, lang)
-    return write_atomic(path, _render(spec.label_format, labels))
+    atomic_write_text(path, _render(spec.label_format, labels))
+    return path
 
 

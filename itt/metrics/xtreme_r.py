@@ -50,7 +50,7 @@ import sys
 from pathlib import Path
 from typing import Any, Collection, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from itt.metrics.xtreme_files import READERS, PathLike, task_file, write_atomic
+from itt.metrics.xtreme_files import READERS, PathLike, task_file
 from itt.metrics.xtreme_metrics import (
     MAP_K, SEQEVAL_0_0_12, SEQEVAL_SCHEMES, XtremeScoringError, accuracy, bucc_f1,
     check_seqeval_scheme, map_at_k, mlqa_f1_em, seqeval_prf, squad_f1_em,
@@ -59,6 +59,7 @@ from itt.metrics.xtreme_tasks import (
     SCORER_ACCURACY, SCORER_BUCC, SCORER_MAP_AT_20, SCORER_MLQA, SCORER_SEQEVAL, SCORER_SQUAD,
     TASKS, VERSIONS, BenchmarkVersion, XtremeTask,
 )
+from itt.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +359,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         text = json.dumps(report, indent=2, ensure_ascii=False)
         if args.output:
             try:
-                write_atomic(Path(args.output), text + "\n")
+                atomic_write_text(Path(args.output), text + "\n")
             except OSError as exc:
                 raise XtremeScoringError(f"cannot write {args.output}: {exc}") from None
     except XtremeScoringError as exc:

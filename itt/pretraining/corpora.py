@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import logging
 import os
 import random
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from itt.errors import ConfigError, DataError
+from itt.utils import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -113,17 +113,12 @@ class Corpus:
 
 def _jsonl_documents(files: Sequence[Path]) -> Iterator[str]:
     for path in files:
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}, line {n}: not JSON ({exc}).") from exc
-                parts = [str(row[k]) for k in sorted(row) if k.startswith("text") and row[k]]
-                if parts:
-                    yield "\n".join(parts)
+        for n, row in read_jsonl(path, DataError):
+            if not isinstance(row, dict):
+                raise DataError(f"{path}, line {n}: expected a JSON object, got {type(row).__name__}")
+            parts = [str(row[k]) for k in sorted(row) if k.startswith("text") and row[k]]
+            if parts:
+                yield "\n".join(parts)
 
 
 def stdlib_dir() -> Path:
