@@ -44,7 +44,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; the file gets the user's umask
+        os.fchmod(fd, new_file_mode())  # mkstemp makes 0600; the file gets the user's umask
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
             f.flush()
@@ -73,12 +73,27 @@ def publish_dir(out: str | os.PathLike, fill: Callable[[Path], Any]) -> Path:
     tmp.mkdir()
     try:
         fill(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def replace_dir(staging: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Put the directory ``staging`` in the place of ``final`` with two renames: the old
+    ``final`` is moved aside (and removed) only once ``staging`` is complete."""
+    staging, final = Path(staging), Path(final)
+    old = final.with_name(f".{final.name}.old{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def new_file_mode() -> int:
+    """The mode ``open`` gives a new file under the user's umask (mkstemp gives 0600)."""
+    return 0o666 & ~_UMASK
 
 
 def build_once(out: str | os.PathLike, build: Callable[[], Any], done: Callable[[Path], bool]) -> Path:

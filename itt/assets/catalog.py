@@ -15,8 +15,6 @@ target's training part (70% of it). Models: ``minilm`` and ``me5_small``.
 """
 from __future__ import annotations
 
-import os
-import shutil
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -486,13 +484,3 @@ def select(only: str | list[str] | tuple[str, ...] | None) -> list[AssetSpec]:
         if SPECS[name].intermediate:
             wanted.add(SPECS[name].intermediate)  # type: ignore[arg-type]
     return [s for s in CATALOG if s.name in wanted]
-
-
-def swap_in(staging: Path, final: Path) -> None:
-    """Replace ``final`` (a model folder) by ``staging`` with two renames."""
-    old = final.with_name(f".{final.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(staging, final)
-    shutil.rmtree(old, ignore_errors=True)

@@ -24,7 +24,7 @@ from itt.assets import catalog as cat
 from itt.assets import convert as cv
 from itt.assets.errors import REPAIR_HINT, AssetError
 from itt.assets.sources import PACKAGES, Archive, Downloader, Package, ensure_archive, pip_download, sha256_file
-from itt.utils import atomic_write_text
+from itt.utils import atomic_write_text, replace_dir
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ class _Fetcher:
             built = spec.build(ctx)
             if staging is not None:
                 final = self.root / "models" / spec.name
-                cat.swap_in(staging, final)
+                replace_dir(staging, final)
                 staging = None
             files = {rel: _file_info(self.root, rel, origin) for rel, origin in built.files.items()}
         except AssetError as exc:

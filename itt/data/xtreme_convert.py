@@ -117,7 +117,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from itt.errors import DataError, ITTError
-from itt.utils import read_jsonl
+from itt.utils import new_file_mode, read_jsonl
 
 TASKS = ("mewslix", "lareqa", "tydiqa", "udpos")
 MEWSLIX_ENTITIES = "candidate_set_entities.jsonl"
@@ -185,18 +185,33 @@ class _Out:
 
 class Writer:
     """Writes every output to a temporary file next to it; :meth:`commit` moves the files
-    whose content changed into place (``os.replace``), :meth:`abort` removes them all."""
+    whose content changed into place (``os.replace``), :meth:`abort` removes them all.
 
-    def __init__(self, out_dir: Path) -> None:
+    As a context manager (``with Writer(out) as writer:``) it commits when the block ends
+    without error, into ``summary.files`` when a summary is given, and aborts otherwise."""
+
+    def __init__(self, out_dir: Path, summary: Any = None) -> None:
         self.out_dir = out_dir
+        self.summary = summary
         self.files: dict[str, _Out] = {}
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        if kind is not None:
+            self.abort()
+            return
+        done = self.commit()
+        if self.summary is not None:
+            self.summary.files = done
 
     def open(self, name: str) -> _Out:
         if name not in self.files:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             path = self.out_dir / name
             fd, tmp = tempfile.mkstemp(dir=self.out_dir, prefix=f".{name}.", suffix=".tmp")
-            os.chmod(tmp, 0o666 & ~_umask())       # mkstemp's 0600 would hide the data from others
+            os.chmod(tmp, new_file_mode())       # mkstemp's 0600 would hide the data from others
             self.files[name] = _Out(path, Path(tmp), os.fdopen(fd, "w", encoding="utf-8"))
         return self.files[name]
 
@@ -225,12 +240,6 @@ class Writer:
                 if f.tmp.exists():
                     f.tmp.unlink()
         self.files.clear()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _sha256(path: Path) -> str:
@@ -401,8 +410,7 @@ def convert_mewslix(source: Path, out_dir: Path, languages: Sequence[str] | None
                                     f"in {path}")
                 gold_files[lang][ex_id] = (gold, path)
     summary = Summary("mewslix", out_dir)
-    writer = Writer(out_dir)
-    try:
+    with Writer(out_dir, summary) as writer:
         pool = writer.open(MEWSLIX_POOL)
         ids: set[str] = set()
         sources: Counter[str] = Counter()
@@ -505,10 +513,6 @@ def convert_mewslix(source: Path, out_dir: Path, languages: Sequence[str] | None
         absent = [lang for lang in langs if f"{split}-{lang}.jsonl" not in writer.files]
         if len(absent) == len(langs):
             raise DataError(f"mewslix: the {split} mentions hold no mention in {', '.join(langs)}")
-        summary.files = writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
     summary.notes.append(f"layout: {layout} ({', '.join(str(p) for p, _ in mention_files[:1])}"
                          f"{' ...' if len(mention_files) > 1 else ''})")
     if from_labels:
@@ -628,8 +632,7 @@ def convert_lareqa(source: Path, out_dir: Path, languages: Sequence[str] | None 
         for q in questions[lang]:
             answers.setdefault(q.qid, []).extend(q.answers)
     pool_ids = {r["id"] for rows in pools.values() for r in rows}
-    writer = Writer(out_dir)
-    try:
+    with Writer(out_dir, summary) as writer:
         pool_out = writer.open(LAREQA_POOL)
         for lang in langs:
             for r in pools[lang]:
@@ -642,10 +645,6 @@ def convert_lareqa(source: Path, out_dir: Path, languages: Sequence[str] | None 
                 if lost:   # cannot happen: every answer sentence is a pool sentence
                     raise DataError(f"lareqa: question {q.qid!r} ({lang}): relevant {lost} not in the pool")
                 out.write(row("query", f"{q.qid}_{lang}", q.text, relevant, lang))
-        summary.files = writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
     shared = [qid for qid, rel in answers.items() if len({c.split("_", 1)[0] for c in rel}) < len(langs)]
     if shared:
         summary.notes.append(f"{len(shared)} question id(s) have an answer sentence in fewer than "
@@ -706,8 +705,7 @@ def convert_tydiqa(source: Path, out_dir: Path, languages: Sequence[str] | None 
         raise DataError(f"tydiqa: unknown language(s) {unknown}; TyDiQA-GoldP has "
                         f"{sorted(TYDIQA_LANGUAGE_NAMES)}.")
     summary = Summary("tydiqa", out_dir)
-    writer = Writer(out_dir)
-    try:
+    with Writer(out_dir, summary) as writer:
         train = _require_file(source / TYDIQA_TRAIN.format(lang="en"), "tydiqa")
         _progress(f"tydiqa: reading {train}", quiet)
         out = writer.open("train-en.jsonl")
@@ -725,10 +723,6 @@ def convert_tydiqa(source: Path, out_dir: Path, languages: Sequence[str] | None 
                 out.write(r)
             if out.rows == 0:
                 raise DataError(f"tydiqa: {found[0]} holds no questions.")
-        summary.files = writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
     return summary
 
 
@@ -773,8 +767,7 @@ def convert_udpos(source: Path, out_dir: Path, languages: Sequence[str] | None =
     trains on English only). The treebank versions are whatever download_data.sh fetched."""
     langs = list(languages or official_languages("udpos"))
     summary = Summary("udpos", out_dir)
-    writer = Writer(out_dir)
-    try:
+    with Writer(out_dir, summary) as writer:
         for lang in langs:
             for split, role in UDPOS_SPLITS.items():
                 path = source / f"{split}-{lang}.tsv"
@@ -788,10 +781,6 @@ def convert_udpos(source: Path, out_dir: Path, languages: Sequence[str] | None =
                     out.write({"tokens": tokens, "pos_tags": tags})
                 if out.rows == 0:
                     raise DataError(f"udpos: {path} holds no sentences.")
-        summary.files = writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
     return summary
 
 
