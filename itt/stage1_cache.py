@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import torch
 
-from itt.utils import atomic_write_json, file_sha256, stable_hash, utc_now
+from itt.utils import atomic_write_json, file_sha256, move_aside, stable_hash, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +121,8 @@ def ready(path: Path) -> bool:
 
 def invalidate(path: Path, why: str) -> Path | None:
     """Move a broken entry aside (kept for inspection) so that it is trained again."""
-    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-    try:
-        os.replace(path, aside)
-    except OSError:
-        return None  # another worker moved it already
     _verified.discard(str(path))
-    log.warning("Stage-1 cache entry %s is broken (%s): moved to %s; training it again", path, why, aside)
-    return aside
+    return move_aside(path, why)
 
 
 def save(module: Any, out: Path, meta: dict[str, Any]) -> None:

@@ -132,6 +132,24 @@ def read_jsonl(path: str | os.PathLike, error: type[Exception] = ValueError) -> 
         yield from jsonl_rows(f, path, error)
 
 
+def move_aside(path: str | os.PathLike, why: str) -> Path | None:
+    """Move a broken cache entry (file or folder) to ``<name>.corrupt-<time>-<pid>`` so that
+    it is rebuilt and can still be inspected; logs the path and why. None when another
+    process moved it first."""
+    import logging
+    import time
+
+    path = Path(path)
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    try:
+        os.replace(path, aside)
+    except OSError:
+        return None
+    logging.getLogger("itt.cache").warning("Cache entry %s is broken (%s): moved to %s; rebuilding it",
+                                           path, why, aside)
+    return aside
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 

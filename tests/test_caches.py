@@ -104,3 +104,24 @@ def test_validate_checks_sizes_and_hashes(make_cfg, movies, tmp_path):
     head.write_bytes(bytes(data))
     with pytest.raises(stage1_cache.CorruptEntry, match="SHA-256"):
         stage1_cache.validate(entry, full=True)
+
+
+def test_truncated_tokenization_entry_is_moved_aside_and_rebuilt(tmp_path, caplog):
+    import numpy as np
+
+    from itt.data.encoding import cached_arrays
+
+    built = []
+
+    def build():
+        built.append(1)
+        return {"input_ids": np.arange(10, dtype=np.int32)}
+
+    first = cached_arrays(tmp_path, ["k"], "demo", build)
+    entry = next((tmp_path / "tokenized").glob("*.npz"))
+    entry.write_bytes(entry.read_bytes()[:20])
+    again = cached_arrays(tmp_path, ["k"], "demo", build)
+    assert len(built) == 2 and np.array_equal(first["input_ids"], again["input_ids"])
+    assert len(list((tmp_path / "tokenized").glob("*.corrupt-*"))) == 1 and str(entry) in caplog.text
+    cached_arrays(tmp_path, ["k"], "demo", build)
+    assert len(built) == 2, "the rebuilt entry is read from the cache"

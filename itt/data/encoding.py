@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from itt.utils import atomic_file, stable_hash
+from itt.utils import atomic_file, move_aside, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
 def cached_arrays(cache_dir: str | Path | None, key_parts: list[Any], name: str,
                   build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """``build()`` once per key (the hash of ``key_parts``); later calls load the arrays from
-    ``<cache_dir>/tokenized/<key>.npz``. An unreadable entry is logged and built again; a
+    ``<cache_dir>/tokenized/<key>.npz``. An unreadable entry is logged, moved aside and built again; a
     new entry is written whole or not at all."""
     path = None
     if cache_dir is not None:
@@ -259,8 +260,8 @@ def cached_arrays(cache_dir: str | Path | None, key_parts: list[Any], name: str,
                 arrays = read_arrays(path)
                 log.info("Encoded %s loaded from cache", name)
                 return arrays
-            except (OSError, ValueError, KeyError) as exc:
-                log.warning("Ignoring unreadable encoding cache %s: %s", path, exc)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                move_aside(path, f"unreadable: {exc}")
     arrays = build()
     if path is not None:
         with atomic_file(path, "wb") as f:
