@@ -218,16 +218,17 @@ stop() {
             sleep 0.5
         done
     fi
-    local name pid i
+    # SIGTERM to every daemon at once (newest first), SIGKILL to any still there after 10 s.
+    local name pid i pids=()
     for name in $(tac "$DIR/pids/order"); do
         pid=$(cat "$DIR/pids/$name" 2>/dev/null) || continue
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-        fi
-        rm -f "$DIR/pids/$name"
+        kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
     done
+    for pid in "${pids[@]}"; do
+        for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    done
+    for name in $(cat "$DIR/pids/order"); do rm -f "$DIR/pids/$name"; done
     : > "$DIR/pids/order"
 }
 
