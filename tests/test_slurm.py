@@ -41,7 +41,7 @@ CELL = BASE + ["intermediate=smoke_movies", "target=smoke_products", "stage1.max
 CELL_DIR = Path("tiny_bert/smoke_movies__smoke_products/seed0")
 SWEEP_TIMEOUT = 600
 
-pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))]
 
 
 @pytest.fixture(scope="module")
