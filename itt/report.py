@@ -177,8 +177,10 @@ def _statistics_text(df: pd.DataFrame, summary: pd.DataFrame, test: str, correct
                      alpha: float) -> str:
     tested = summary[summary["intermediate"].map(lambda i: isinstance(i, str))]
     n_tests = int(tested["p_value"].notna().sum())
-    by_examples = int((tested["test"] == BOOTSTRAP_TEST).sum())
-    by_seeds = int((tested["test"] == SEED_TEST).sum())
+    paired = tested["n_pairs"] > 0
+    by_examples = int(((tested["test"] == BOOTSTRAP_TEST) & paired).sum())
+    by_seeds = int(((tested["test"] == SEED_TEST) & paired).sum())
+    unpaired = int((~paired).sum())
     seeds = ", ".join(str(int(s)) for s in sorted(df["seed"].unique()))
     method = []
     if by_examples:
@@ -188,10 +190,15 @@ def _statistics_text(df: pd.DataFrame, summary: pd.DataFrame, test: str, correct
     if by_seeds:
         method.append(f"{by_seeds} by a paired t-test over seeds"
                       + (" (their cells have no examples.json)" if test == "hierarchical" else ""))
+    if unpaired:
+        method.append(f"{unpaired} not at all (no seed has both the cell with and the cell without ITT)")
+    one_seed = int((tested["n_pairs"] == 1).sum())
+    if one_seed:
+        method.append(f"{one_seed} with one paired seed only: no test, and a CI over test examples alone")
     counts = {v: int((tested["verdict"] == v).sum()) for v in ("helps", "hurts", "undecided")}
     return (f"Gain = with − without ITT in the target's main metric, paired by seed: mean over "
             f"seeds [95% CI]. Gains tested: {'; '.join(method) or 'none'}. Two-sided p, "
-            f"corrected over the {n_tests} comparisons of this table ({CORRECTION_NAMES[correction]}); "
+            f"corrected over the {n_tests} comparison(s) that have one ({CORRECTION_NAMES[correction]}); "
             f"α = {alpha:g}: helps ▲ / hurts ▼ when the corrected p < α, else undecided "
             f"(the test could not tell; not the same as no effect). Seeds: {seeds}. "
             f"Verdicts: {counts['helps']} helps, {counts['hurts']} hurts, "
@@ -282,7 +289,8 @@ def build_report(dirs: Dirs = None, out_dir: PathLike | None = None, metric: str
 
     # ---- markdown
     searched = ", ".join(str(p) for p in found.searched)
-    legend = (f"no ITT / ITT: mean ± std over seeds of `{metric}`; (n=k): fewer seeds than "
+    what = "each target's main metric" if metric == "main" else f"`{metric}`"
+    legend = (f"no ITT / ITT: mean ± std over seeds of {what}; (n=k): fewer seeds than "
               "the fullest cell. " + _statistics_text(df, summary, test, correction, alpha))
     compact = compact_table(summary)
     report.main_markdown = (to_markdown(compact, index=False) + "\n\n" + legend + "\n\n"
