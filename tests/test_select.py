@@ -229,6 +229,13 @@ def test_sweeper_keeps_the_top_k_and_plan_records_what_it_left_out(tmp_path):
     write_plan(tmp_path, "sel", kept, **fields)
     plan = read_plan(tmp_path)
     assert len(plan["cells"]) == 3 and plan["selection"]["left_out"][0]["intermediate"] == "b"
+    # a method that scored no candidate of a target cannot choose: all of them run
+    write_selection(tmp_path / "selection.json", "sel", [
+        _entry("m", "u", {"zero_shot": {"a": None, "b": None}})], {}, 1.0)
+    u_cells = [dict(c, target="u") for c in cells[:3]]
+    _, kept_u, fields_u = apply_selection([c["overrides"] for c in u_cells], u_cells, "zero_shot", 1, never,
+                                          tmp_path)
+    assert len(kept_u) == 3 and fields_u["selection"]["left_out"] == []
     with pytest.raises(ConfigError, match="hydra.sweeper.select must be one of"):
         apply_selection(jobs, cells, "taskemb", 2, never, tmp_path)
     with pytest.raises(ConfigError, match="top_k must be a positive integer"):

@@ -136,7 +136,8 @@ def score_rankings(df: pd.DataFrame, entries: list[dict[str, Any]], k: int) -> p
                 "pick": picked[0] if picked else None, "pick_gain": gains[picked[0]] if picked else math.nan,
                 "best": best, "best_gain": gains[best], "cost_s": float(block.get("cost_s") or 0.0),
                 "needs_stage1": bool(block.get("needs_stage1")),
-                "top": picked})
+                # no score for any candidate: the method cannot choose and every candidate runs
+                "top": picked if picked else sorted(with_itt)})
         # a random pick, in expectation (exact, not sampled)
         g = np.array(list(gains.values()))
         rel = np.clip(np.array(list(with_itt.values())), 0, None)
@@ -263,7 +264,8 @@ def selection_section(df: pd.DataFrame, roots: Iterable[os.PathLike | str], fig_
             for method, g in per_group.groupby("method", sort=False):
                 frac1 = saved1.get(str(method), (math.nan, math.nan, math.nan))[2]
                 full, with_m, frac = saved.get(str(method), (math.nan, math.nan, math.nan))
-                rows.append({"method": method, "groups": len(g), "Spearman ρ": _mean_sd(g["spearman"]),
+                rows.append({"method": method, "groups ranked": int(g["regret@1"].notna().sum()),
+                             "Spearman ρ": _mean_sd(g["spearman"]),
                              f"NDCG@{k}": _mean_sd(g[f"ndcg@{k}"]), "regret@1": _mean_sd(g["regret@1"]),
                              f"regret@{k}": _mean_sd(g[f"regret@{k}"]),
                              "method cost (s)": f"{g['cost_s'].sum():.1f}",

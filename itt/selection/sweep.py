@@ -95,6 +95,10 @@ def apply_selection(jobs: Sequence[Sequence[str]], cells: Sequence[Cell], method
     drop: dict[int, str] = {}
     for group, idx in groups.items():
         ranked = order(scores[group])
+        if not ranked:
+            log.warning("Selection: %s scored no candidate of model=%s target=%s seed=%s; all of them run",
+                        method, *group)
+            continue
         for i in idx:
             cand = str(cells[i]["intermediate"])
             if cand in ranked[:top_k]:
