@@ -297,6 +297,10 @@ def _labels(job_overrides: Sequence[Sequence[str]]) -> List[str]:
     return [" ".join(o for o in j if o not in common) or " ".join(j) for j in jobs]
 
 
+class WorkerDied(RuntimeError):
+    """The worker process running a cell ended before the cell did (killed, out of memory)."""
+
+
 class ITTLocalLauncher(Launcher):
     """Hydra launcher: the jobs of a batch on ``workers`` spawned worker processes (see the
     module docstring); returns one JobReturn per job, in the jobs' order."""
@@ -347,16 +351,12 @@ class ITTLocalLauncher(Launcher):
         """Write error.json for a cell whose worker died; returns the cell's directory."""
         assert self.hydra_context is not None and self.config is not None
         try:
-            from itt.utils import atomic_write_json, utc_now
+            from itt import records
+            from itt.config import to_dict
 
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
             run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
-            cell = {"model": str(cfg.model.name), "intermediate": str(cfg.intermediate.name),
-                    "target": str(cfg.target.name), "seed": int(cfg.seed)}
-            atomic_write_json(run_dir / "error.json", {
-                "schema": "itt.error/1", "status": "failed", "experiment": str(cfg.experiment_name),
-                "cell": cell, "exception": f"WorkerDied: {reason}", "traceback": "",
-                "config": {}, "failed_at": utc_now()})
+            records.write_error(run_dir, to_dict(cfg), WorkerDied(reason), None)
             return str(run_dir)
         except Exception as exc:  # noqa: BLE001 - the failure is logged either way
             log.warning("Could not write error.json for %s: %s", " ".join(overrides), exc)
