@@ -62,7 +62,7 @@ def stage1_counts(experiment: str) -> dict[str, Any]:
     for each seed of the grid on it: the key depends on the seed only through ``cfg["seed"]``,
     so this equals composing every cell, in a fraction of the time."""
     from itt import stage1_cache
-    from itt.builders import apply_card_settings
+    from itt.config import apply_card_settings
     from itt.config import compose, to_dict
 
     cells, pairing = grid_cells(experiment)

@@ -712,7 +712,7 @@ def plan_cells(experiment: str, plan_path: Path | None, scratch: Path) -> tuple[
 
 def compose_cells(cells: Sequence[dict[str, Any]], experiment: str, gpu: bool) -> list[tuple[dict, dict]]:
     """Each cell with its composed config (cells differing only in seed share one compose)."""
-    from itt.builders import apply_card_settings
+    from itt.config import apply_card_settings
 
     out: list[tuple[dict, dict]] = []
     memo: dict[tuple, dict] = {}

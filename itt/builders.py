@@ -6,7 +6,6 @@ itt.select build the same objects through the same functions.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import time
@@ -26,40 +25,6 @@ log = logging.getLogger(__name__)
 
 def global_rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
-
-
-def apply_card_settings(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Settings that task cards carry for the stages (returns a new config dict).
-
-    * ``run.card_overrides: true`` (the xtreme_r experiment sets it): a card's
-      ``train_overrides`` (per-task hyper-parameters, e.g. XTREME's lr / epochs /
-      max_length per target) replace ``stage2`` keys for the target card and ``stage1``
-      keys for the intermediate card; a model card's ``train_overrides`` apply to both stages.
-      Change them with ``target.train_overrides.<key>=`` (``model.``, ``intermediate.``).
-    * ``data.translate_train: true`` switches on the target card's ``translate_train``.
-    """
-    cfg = copy.deepcopy(cfg)
-    if cfg.get("run", {}).get("card_overrides"):
-        for role, stage in (("model", "stage1"), ("model", "stage2"), ("target", "stage2"),
-                            ("intermediate", "stage1")):
-            over = (cfg.get(role) or {}).get("train_overrides") or {}
-            unknown = sorted(k for k in over if k not in cfg[stage])
-            if unknown:
-                raise ConfigError(f"Task card '{cfg[role].get('name')}': train_overrides {unknown} are not "
-                                  f"{stage} settings; known: {', '.join(sorted(cfg[stage]))}.")
-            for key, value in over.items():
-                if cfg[stage][key] != value:
-                    log.info("%s.%s: %r -> %r (train_overrides of %s)", stage, key, cfg[stage][key], value,
-                             cfg[role].get("name"))
-                cfg[stage][key] = value
-    if cfg.get("data", {}).get("translate_train"):
-        block = cfg["target"]["translate_train"]
-        if not isinstance(block, dict) or not block.get("source"):
-            note = f" ({block['note']})" if isinstance(block, dict) and block.get("note") else ""
-            raise ConfigError(f"data.translate_train=true, but target '{cfg['target'].get('name')}' has no "
-                              f"translated training data{note} (no translate_train.source in its card).")
-        block["enabled"] = True
-    return cfg
 
 
 def prepare_data(card: TaskCard, tokenizer: Any, cfg: dict[str, Any], stage: str, need_test: bool):

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from itt import records, stage1_cache
-from itt.builders import apply_card_settings, build_module, build_stage, finish_logger, global_rank
+from itt.builders import build_module, build_stage, finish_logger, global_rank
+from itt.config import apply_card_settings
 from itt.data.cards import TaskCard, card_from_config
 from itt.errors import ITTError
 from itt.evaluation import evaluate, majority_baseline

@@ -2,6 +2,7 @@
 (tests, notebooks) exactly as ``python -m itt.train`` composes them."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from itt import schema as _schema
 from itt.utils import REPO_ROOT
 
 CONF_DIR = REPO_ROOT / "conf"
+log = logging.getLogger(__name__)
 
 
 def register_resolvers() -> None:
@@ -55,3 +57,41 @@ def cell_dir(cfg: dict[str, Any]) -> Path:
     """The run directory of a cell when it runs outside Hydra (same layout as hydra.run.dir)."""
     return (Path(cfg["paths"]["output_dir"]) / "runs" / cfg["experiment_name"] / cfg["model"]["name"]
             / f"{cfg['intermediate']['name']}__{cfg['target']['name']}" / f"seed{cfg['seed']}")
+
+
+def apply_card_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Settings that task cards carry for the stages (returns a new config dict).
+
+    * ``run.card_overrides: true`` (the xtreme_r experiment sets it): a card's
+      ``train_overrides`` (per-task hyper-parameters, e.g. XTREME's lr / epochs /
+      max_length per target) replace ``stage2`` keys for the target card and ``stage1``
+      keys for the intermediate card; a model card's ``train_overrides`` apply to both stages.
+      Change them with ``target.train_overrides.<key>=`` (``model.``, ``intermediate.``).
+    * ``data.translate_train: true`` switches on the target card's ``translate_train``.
+    """
+    import copy
+
+    from itt.errors import ConfigError
+
+    cfg = copy.deepcopy(cfg)
+    if cfg.get("run", {}).get("card_overrides"):
+        for role, stage in (("model", "stage1"), ("model", "stage2"), ("target", "stage2"),
+                            ("intermediate", "stage1")):
+            over = (cfg.get(role) or {}).get("train_overrides") or {}
+            unknown = sorted(k for k in over if k not in cfg[stage])
+            if unknown:
+                raise ConfigError(f"Task card '{cfg[role].get('name')}': train_overrides {unknown} are not "
+                                  f"{stage} settings; known: {', '.join(sorted(cfg[stage]))}.")
+            for key, value in over.items():
+                if cfg[stage][key] != value:
+                    log.info("%s.%s: %r -> %r (train_overrides of %s)", stage, key, cfg[stage][key], value,
+                             cfg[role].get("name"))
+                cfg[stage][key] = value
+    if cfg.get("data", {}).get("translate_train"):
+        block = cfg["target"]["translate_train"]
+        if not isinstance(block, dict) or not block.get("source"):
+            note = f" ({block['note']})" if isinstance(block, dict) and block.get("note") else ""
+            raise ConfigError(f"data.translate_train=true, but target '{cfg['target'].get('name')}' has no "
+                              f"translated training data{note} (no translate_train.source in its card).")
+        block["enabled"] = True
+    return cfg

@@ -133,6 +133,7 @@ def config_hash(cfg: dict[str, Any]) -> str:
     from itt.data.fingerprint import card_fingerprint
 
     semantic = {k: v for k, v in cfg.items() if k not in _NON_SEMANTIC}
+    semantic["model"] = {k: v for k, v in cfg.get("model", {}).items() if k != "resources"}  # cluster requests
     semantic["trainer"] = {k: v for k, v in cfg.get("trainer", {}).items()
                            if k not in ("enable_progress_bar", "progress_bar_refresh_rate")}
     for role in ("intermediate", "target"):

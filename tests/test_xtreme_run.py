@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from itt.cell import apply_card_settings, run_cell
+from itt.cell import run_cell
+from itt.config import apply_card_settings
 from itt.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parent.parent

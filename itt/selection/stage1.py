@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from itt.builders import apply_card_settings
+from itt.config import apply_card_settings
 from itt.cell import stage1 as _train_or_reuse
 from itt.stage1_cache import load_encoder_state, load_head_state, read_meta, stage1_dir, stage1_key
 from itt.stage1_cache import ready as stage1_ready
