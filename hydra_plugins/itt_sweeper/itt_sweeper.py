@@ -199,14 +199,28 @@ class ITTSweeper(BasicSweeper):
         from itt.schema import check_ranges
 
         assert self.hydra_context is not None and self.config is not None
-        seen = set()
-        for job in jobs:
-            key = tuple(sorted(o for o in job if not o.lstrip("+~").startswith("seed=")))
-            if key in seen:
-                continue
-            seen.add(key)
-            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
-            check_ranges(to_dict(cfg), dict(cfg.hydra.runtime.choices))
+        # One composition per distinct value of each swept key (the first cell with that one
+        # value swapped in): a bad card or setting shows in each cell that has it.
+        base = list(jobs[0])
+        probes, seen = [base], set(base)
+        for job in jobs[1:]:
+            for item in job:
+                if item not in seen:
+                    seen.add(item)
+                    key = item.split("=", 1)[0]
+                    probes.append([item if o.split("=", 1)[0] == key else o for o in base])
+        for job in probes:
+            try:
+                cfg = self.hydra_context.config_loader.load_sweep_config(self.config, job)
+                check_ranges(to_dict(cfg), dict(cfg.hydra.runtime.choices))
+            except Exception as exc:
+                from itt.cli_errors import explain
+                from itt.errors import ConfigError
+
+                line = explain(exc)
+                if line is None:
+                    raise
+                raise ConfigError(f"{line.rstrip('.')} (in the cell {' '.join(job)}; nothing was launched)") from exc
 
     # ------------------------------------------------------------------ sweep
     def sweep(self, arguments: List[str]) -> Any:
@@ -290,8 +304,7 @@ class ITTSweeper(BasicSweeper):
         if cell.get("dir") and not (sweep_dir / cell["dir"] / "result.json").exists():
             return False  # the common case, without composing the cell's config
         assert self.hydra_context is not None and self.config is not None
-        from itt.builders import apply_card_settings
-        from itt.config import to_dict
+        from itt.config import apply_card_settings, to_dict
         from itt.records import config_hash, finished_result
 
         try:
