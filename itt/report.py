@@ -339,6 +339,8 @@ def build_report(dirs: Dirs = None, out_dir: PathLike | None = None, metric: str
         sections += [("XTREME-R", to_latex(xtreme)),
                      ("Same vs different domain (XTREME-R)", to_latex(domain_xtreme, index=False))]
     sections += xling.latex(to_latex)
+    if not selection.summary.empty:
+        sections.append(("Selection against the grid", to_latex(selection.summary, index=False)))
     sections += [("Same vs different domain (all targets)", to_latex(domain_all, index=False)),
                  ("Gain by pretraining", to_latex(pretraining, index=False))]
     if len(failures):

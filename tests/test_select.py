@@ -302,3 +302,4 @@ def test_report_scores_the_rankings_against_the_grid(tmp_path):
     assert "| 62% | 264 / 380 |" in md
     assert "| 9% | 364 / 380 |" in md
     assert (tmp_path / "report" / "figures" / "selection_scores_vs_gain.png").exists()
+    assert "Selection against the grid" in (tmp_path / "report" / "report.tex").read_text()

@@ -76,7 +76,7 @@ def format_table(entries: list[dict[str, Any]]) -> str:
             lines.append(f"| {cand} | " + " | ".join(cells) + " |")
         ref = e["methods"].get("logme", {}).get("reference")
         if ref is not None:
-            lines.append(f"| *base encoder* | " + " | ".join(_fmt(ref) if m == "logme" else "" for m in methods)
+            lines.append("| *base encoder* | " + " | ".join(_fmt(ref) if m == "logme" else "" for m in methods)
                          + " |")
         lines += ["", "| method | cost (s) | needs stage 1 | stage-1 training (s) |", "|---|---|---|---|"]
         for m in methods:
