@@ -92,7 +92,7 @@ def make_logger(cfg: dict[str, Any], stage: str, run_dir: Path):
         return CSVLogger(save_dir=str(run_dir), name="csv", version=stage)
     if kind != "wandb":
         raise ConfigError(f"logger.type must be wandb, csv or none, not '{kind}'.")
-    mode = lcfg["mode"]
+    mode = {"dryrun": "offline", "run": "online"}.get(lcfg["mode"], lcfg["mode"])
     if mode == "disabled":
         return None
     os.environ.setdefault("WANDB_SILENT", "true")

@@ -26,7 +26,7 @@ from itt.errors import ConfigError
 
 BATCHING_MODES = ("length_grouped", "random", "sorted")
 LOGGER_TYPES = ("wandb", "csv", "none")
-WANDB_MODES = ("offline", "online", "disabled")
+WANDB_MODES = ("offline", "online", "disabled", "dryrun", "run")  # wandb's aliases: dryrun=offline, run=online
 SOURCE_KINDS = ("hub", "local", "offline", "generated")
 SPLIT_PROTOCOLS = ("ratio", "given")
 POOLING_MODES = ("first", "last", "mean")
@@ -232,6 +232,8 @@ class ColumnsConfig:
     tokens: Optional[str] = None
     tags: Optional[str] = None
     id: Optional[str] = None
+    query_id: Optional[str] = None
+    candidate_id: Optional[str] = None
     context: Optional[str] = None
     answers: Optional[str] = None
 

@@ -56,15 +56,20 @@ class _Once(logging.Filter):
 def install() -> None:
     """Install the filters (idempotent)."""
     global _installed
-    if _installed or os.environ.get("ITT_SHOW_ALL_WARNINGS"):
+    if os.environ.get("ITT_SHOW_ALL_WARNINGS"):
         return
-    _installed = True
     # Lightning's SLURM notice: it fires whenever an `srun` binary exists, even for cells run
     # by the local launcher; SLURM runs go through hydra/launcher=slurm, which uses srun itself.
     warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
     # Lightning's own pytree helper calls a torch API that torch 2.13 deprecates; nothing in
     # this project calls it, and a Lightning upgrade removes it.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # (The warnings filters above are re-added on every call: warnings.catch_warnings, as
+    # pytest uses around each test, restores the filter list; the logging filters below are
+    # added once per process.)
+    if _installed:
+        return
+    _installed = True
     # Lightning's "💡 Tip" lines advertise optional cloud services (litlogger, litmodels)
     # once per Trainer, i.e. twice per cell; the loggers this project uses are configured.
     for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero",
