@@ -20,8 +20,8 @@ def restore_globals():
     with warnings.catch_warnings():
         yield
     torch.set_num_threads(threads)
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
+    for name in list(logging.root.manager.loggerDict):  # loggers made during the test: back to NOTSET
+        logging.getLogger(name).setLevel(levels.get(name, logging.NOTSET))
 
 
 def test_quick_suite_writes_the_report(tmp_path, restore_globals):
