@@ -46,3 +46,20 @@ def make_cfg():
         return to_dict(compose((FAST if fast else []) + list(overrides)))
 
     return _make
+
+
+@pytest.fixture(autouse=True)
+def _restore_logger_levels():
+    """Entry points run in-process (benchmarks, itt.select, the report) set logger levels for
+    their console; later tests must still see the warnings they assert on."""
+    import logging
+
+    manager = logging.root.manager
+    before = {name: lg.level for name, lg in manager.loggerDict.items() if isinstance(lg, logging.Logger)}
+    root = logging.root.level
+    yield
+    for name, lg in list(manager.loggerDict.items()):
+        if isinstance(lg, logging.Logger):
+            lg.setLevel(before.get(name, logging.NOTSET))
+            lg.disabled = False
+    logging.root.setLevel(root)

@@ -169,3 +169,16 @@ def test_seed_only_stats_and_adjusted_verdicts() -> None:
     family = adjust([s] + [seed_gain_stats([0.7, 0.8, 0.6], [0.7, 0.6, 0.8])] * 4, "holm")
     assert family[0].p_adjusted == pytest.approx(min(1.0, 5 * s.p))
     assert family[0].verdict == UNDECIDED and family[0].p == s.p
+
+
+
+def test_seed_test_treats_rounding_noise_as_no_spread():
+    import math
+
+    from itt.reporting.stats import UNDECIDED, seed_gain_stats
+
+    # the same gain in every seed, up to float rounding: nothing to test, not p ~ 1e-30
+    got = seed_gain_stats([0.7 + 1e-16, 0.7, 0.7 - 1e-16], [0.6, 0.6, 0.6])
+    assert got.verdict == UNDECIDED and math.isnan(got.p)
+    real = seed_gain_stats([0.71, 0.69, 0.72], [0.6, 0.61, 0.59])
+    assert real.p < 0.05

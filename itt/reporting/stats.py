@@ -324,7 +324,9 @@ def seed_gain_stats(with_values: Sequence[float], without_values: Sequence[float
     from scipy import stats as sps
 
     sd = float(d.std(ddof=1))
-    if sd == 0:
+    # Gains equal up to float rounding (metrics are rounded to 6 digits in result.json) carry
+    # no spread to test against: a t-test would turn rounding noise into p ~ 1e-30.
+    if sd <= 1e-9 * max(1.0, float(np.abs(d).max())):
         return GainStats(mean, mean, mean, math.nan, k, 0, UNDECIDED, SEED_TEST, alpha=alpha,
                          confidence=confidence, note="identical gain in every seed")
     half = float(sps.t.ppf(0.5 + confidence / 2, k - 1)) * sd / math.sqrt(k)

@@ -6,7 +6,6 @@ Numeric tables (``gain_table``, ``per_language_table``, ``xtreme_table``,
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -18,13 +17,12 @@ import numpy as np
 import pandas as pd
 
 from itt.reporting.formatting import MARKS, MISSING, fmt_mean_std, fmt_p, fmt_value, mark
+from itt.records import MalformedFileError, read_examples, read_json
 from itt.reporting.load import CELL_KEY, NONE, format_cell
 from itt.reporting.stats import (
-    BOOTSTRAP_TEST,
     HELPS,
     HURTS,
     METRICS as EXAMPLE_METRICS,
-    SEED_TEST,
     UNDECIDED,
     GainStats,
     adjust,
@@ -33,13 +31,13 @@ from itt.reporting.stats import (
     seed_gain_stats,
 )
 
+
 logger = logging.getLogger(__name__)
 
 #: ``hierarchical``: :func:`itt.reporting.stats.gain_stats` over seeds and test examples where
 #: every paired cell has its examples.json (a paired t-test over seeds elsewhere);
 #: ``ttest``: the paired t-test over seeds everywhere.
 REPORT_TESTS: tuple[str, ...] = ("hierarchical", "ttest")
-EXAMPLES_FILE = "examples.json"
 
 XTREME_BENCHMARKS = frozenset({"xtreme-r", "xtreme"})
 SETTING_ORDER = {"domain": 0, "cross_lingual": 1, "xtreme": 2}
@@ -125,26 +123,17 @@ def load_examples(result_path: str) -> dict[str, Any] | None:
     """The ``target`` block of the examples.json beside a result.json, or None.
 
     None (with a logged warning) when the file belongs to another config (its config_hash
-    differs from result.json's) or does not parse; None silently when there is none.
+    differs from result.json's) or does not parse; None silently when there is none. The
+    cell is then tested over seeds only.
     """
     result = Path(result_path)
-    path = result.parent / EXAMPLES_FILE
-    if not path.is_file():
-        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        want = json.loads(result.read_text(encoding="utf-8")).get("config_hash")
-    except (OSError, ValueError) as exc:
-        logger.warning("%s: unreadable (%s); its cell is tested over seeds only", path, exc)
+        want = read_json(result).get("config_hash")
+    except (MalformedFileError, AttributeError) as exc:
+        logger.warning("%s: unreadable (%s); its cell is tested over seeds only", result, exc)
         return None
-    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("itt.examples/"):
-        logger.warning("%s: not an itt.examples file; its cell is tested over seeds only", path)
-        return None
-    if want is not None and data.get("config_hash") != want:
-        logger.warning("%s: config_hash %s is not result.json's %s (a stale file); its cell is "
-                       "tested over seeds only", path, data.get("config_hash"), want)
-        return None
-    target = data.get("target")
+    data = read_examples(result.parent, want)
+    target = (data or {}).get("target")
     return target if isinstance(target, dict) and target else None
 
 
