@@ -27,11 +27,6 @@ from itt.utils import git_info, package_versions, redact, utc_now
 log = logging.getLogger(__name__)
 
 
-def existing_result(run_dir: str | Path, chash: str) -> dict[str, Any] | None:
-    """The finished result of this config in ``run_dir``, if there is one."""
-    return records.finished_result(run_dir, chash)
-
-
 def run_cell(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
     """Run (or skip, when already done) one cell and return its result dict.
 
@@ -53,7 +48,7 @@ def run_cell(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
     try:
         chash = config_hash(cfg)
         if cfg["run"]["skip_existing"]:
-            old = existing_result(run_dir, chash)
+            old = records.finished_result(run_dir, chash)
             if old is not None:
                 log.info("Cell already finished with this config: %s (skipping)", run_dir / records.RESULT)
                 return old

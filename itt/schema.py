@@ -339,34 +339,25 @@ def nearest(key: str, options: list[str]) -> str | None:
     return got[0] if got else None
 
 
+def _dataclass_in(cls: type, name: str) -> type | None:
+    """The dataclass a field of ``cls`` holds (unwrapping Optional), or None."""
+    import typing
+
+    hint = typing.get_type_hints(cls).get(name)
+    for candidate in (hint, *typing.get_args(hint)):
+        if dataclasses.is_dataclass(candidate):
+            return candidate
+    return None
+
+
 def schema_of(dotted: str) -> type | None:
     """The dataclass that holds the node at a dotted path (``stage1`` -> StageConfig)."""
-    node: Any = ITTConfig
+    node: type | None = ITTConfig
     for part in [p for p in dotted.split(".") if p]:
-        fields = {f.name: f for f in dataclasses.fields(node)} if dataclasses.is_dataclass(node) else {}
-        if part not in fields:
+        if node is None or part not in {f.name for f in dataclasses.fields(node)}:
             return None
-        node = _dataclass_in(fields[part].type, fields[part])
-        if node is None:
-            return None
+        node = _dataclass_in(node, part)
     return node
-
-
-def _dataclass_in(annotation: Any, f: dataclasses.Field) -> type | None:
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        try:
-            value = f.default_factory()  # type: ignore[misc]
-            if dataclasses.is_dataclass(value):
-                return type(value)
-        except TypeError:
-            pass
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
-    for cls in (StageConfig, DataConfig, HeadConfig, EvalConfig, RunConfig, TrainerConfig, LoggerConfig,
-                PathsConfig, ModelCard, TinyModelConfig, PretrainConfig, ResourcesConfig, TaskCardConfig,
-                SourceConfig, ColumnsConfig, SplitConfig, TranslateTrainConfig):
-        if cls.__name__ in str(text):
-            return cls
-    return None
 
 
 def valid_keys(dotted_parent: str) -> list[str]:
@@ -374,7 +365,7 @@ def valid_keys(dotted_parent: str) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)] if cls else []
 
 
-def _positive(cfg: dict[str, Any], path: str, value: Any, *, allow_zero: bool = False) -> None:
+def _positive(path: str, value: Any, *, allow_zero: bool = False) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not (value > 0 or (allow_zero and value == 0)):
@@ -401,7 +392,7 @@ def check_keys(cfg: dict[str, Any], cls: type = None, prefix: str = "") -> None:
             hint = nearest(str(key), list(fields))
             raise ConfigError(f"unknown key '{path}'" + (f" (did you mean '{prefix}{hint}'?)" if hint else
                                                          f"; valid keys: {', '.join(fields)}") + ".")
-        sub = _dataclass_in(fields[key].type, fields[key])
+        sub = _dataclass_in(cls, key)
         if sub is not None and isinstance(value, dict):
             check_keys(value, sub, path + ".")
 
@@ -415,29 +406,29 @@ def check_ranges(cfg: dict[str, Any], choices: dict[str, Any] | None = None) -> 
     for stage in ("stage1", "stage2"):
         s = cfg[stage]
         for key in ("epochs", "batch_size", "eval_batch_size", "max_length", "grad_accum", "patience"):
-            _positive(cfg, f"{stage}.{key}", s[key])
-        _positive(cfg, f"{stage}.lr", s["lr"])
+            _positive(f"{stage}.{key}", s[key])
+        _positive(f"{stage}.lr", s["lr"])
         for key in ("max_train_examples", "max_eval_examples", "max_val_examples"):
-            _positive(cfg, f"{stage}.{key}", s[key])
+            _positive(f"{stage}.{key}", s[key])
         for key in ("warmup_ratio",):
             if not 0 <= s[key] < 1:
                 raise ConfigError(f"{stage}.{key} must be in [0, 1), got {s[key]!r}.")
         for key in ("weight_decay", "grad_clip", "freeze_layers"):
-            _positive(cfg, f"{stage}.{key}", s[key], allow_zero=True)
+            _positive(f"{stage}.{key}", s[key], allow_zero=True)
         if not 0 < s["val_check_interval"]:
             raise ConfigError(f"{stage}.val_check_interval must be positive, got {s['val_check_interval']!r}.")
     d = cfg["data"]
     _one_of("data.batching", d["batching"], BATCHING_MODES)
-    _positive(cfg, "data.mega_batch_factor", d["mega_batch_factor"])
-    _positive(cfg, "data.num_workers", d["num_workers"], allow_zero=True)
+    _positive("data.mega_batch_factor", d["mega_batch_factor"])
+    _positive("data.num_workers", d["num_workers"], allow_zero=True)
     if d["pin_memory"] not in ("auto", True, False):
         raise ConfigError(f"data.pin_memory must be auto, true or false, got {d['pin_memory']!r}.")
     if not 0 <= cfg["head"]["dropout"] < 1:
         raise ConfigError(f"head.dropout must be in [0, 1), got {cfg['head']['dropout']!r}.")
     _one_of("logger.type", cfg["logger"]["type"], LOGGER_TYPES)
     _one_of("logger.mode", cfg["logger"]["mode"], WANDB_MODES)
-    _positive(cfg, "trainer.progress_bar_refresh_rate", cfg["trainer"]["progress_bar_refresh_rate"])
-    _positive(cfg, "trainer.log_every_n_steps", cfg["trainer"]["log_every_n_steps"])
+    _positive("trainer.progress_bar_refresh_rate", cfg["trainer"]["progress_bar_refresh_rate"])
+    _positive("trainer.log_every_n_steps", cfg["trainer"]["log_every_n_steps"])
     _one_of(f"model.pooling (conf/model/{cfg['model']['name']}.yaml)", cfg["model"]["pooling"], POOLING_MODES)
     for role in ("intermediate", "target"):
         card = cfg[role]

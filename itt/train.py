@@ -60,11 +60,11 @@ def _run_in_own_process(data: dict, run_dir: str) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import get_original_cwd
 
-    from itt.cell import config_hash, existing_result
+    from itt.records import config_hash, finished_result
     from itt.plan import single_cell_command, single_process_env
 
     chash = config_hash(data)
-    done = existing_result(Path(run_dir), chash) if data["run"].get("skip_existing", True) else None
+    done = finished_result(Path(run_dir), chash) if data["run"].get("skip_existing", True) else None
     if done is None:
         hc = HydraConfig.get()
         dirs = [str(s.path).removeprefix("file://") for s in hc.runtime.config_sources
@@ -74,7 +74,7 @@ def _run_in_own_process(data: dict, run_dir: str) -> float | None:
         cmd.append("hydra.output_subdir=null")  # keep the sweep's .hydra/ record of this cell
         log.info("Multi-process cell: running it in a process of its own: %s", " ".join(cmd[1:]))
         rc = subprocess.call(cmd, env=single_process_env(), cwd=get_original_cwd())
-        done = existing_result(Path(run_dir), chash)
+        done = finished_result(Path(run_dir), chash)
         if rc != 0 or done is None:
             log.error("Cell failed (exit status %d; error.json in %s); the sweep goes on", rc, run_dir)
             return None
