@@ -15,9 +15,36 @@ CONF_DIR = REPO_ROOT / "conf"
 log = logging.getLogger(__name__)
 
 
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16), from /proc/cpuinfo's
+    flags. Elsewhere torch emulates bf16 matmuls and they are slower than fp32."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = {f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def fast_precision() -> str:
+    """``${itt.fast_precision:}``: bf16-mixed where this machine runs it natively (a CUDA GPU
+    with bf16, or a CPU with AVX512-BF16 / AMX), 32-true elsewhere. The value is resolved
+    before the config is hashed and written, so result.json names the precision really used."""
+    try:
+        import torch
+        if torch.cuda.is_available():
+            return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return "bf16-mixed" if cpu_has_bf16() else "32-true"
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("itt.repo_root"):
         OmegaConf.register_new_resolver("itt.repo_root", lambda: str(REPO_ROOT))
+    if not OmegaConf.has_resolver("itt.fast_precision"):
+        OmegaConf.register_new_resolver("itt.fast_precision", fast_precision)
 
 
 register_resolvers()

@@ -11,7 +11,7 @@ from itt.builders import device_for
 from itt.data.cards import TaskCard
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict(module: Any, split: Any, collator: Any, batch_size: int, device: torch.device,
             precision: str = "32-true") -> list[Any]:
     """Predictions for an encoded split, in the split's order (batches sorted by length)."""
@@ -21,8 +21,9 @@ def predict(module: Any, split: Any, collator: Any, batch_size: int, device: tor
     module.eval().to(device)
     loader = make_loader(split, batch_size, collator, train=False, shard=False)  # all of it, here
     chunks = []
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if "bf16" in str(precision) and \
-        device.type == "cuda" else torch.autocast(device.type, enabled=False)
+    # The stage's precision: bf16-mixed autocasts on CUDA and on CPUs (oneDNN's bf16 kernels).
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if "bf16" in str(precision) \
+        else torch.autocast(device.type, enabled=False)
     with autocast:
         for batch in loader:
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}

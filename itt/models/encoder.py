@@ -40,11 +40,31 @@ def resolve_model_path(model_cfg: dict[str, Any], cache_dir: str | Path) -> tupl
     return name, False
 
 
+_TOKENIZERS: dict[tuple, Any] = {}
+_WEIGHTS = (".safetensors", ".bin", ".pt", ".h5", ".msgpack", ".ckpt")
+
+
 def load_tokenizer(path: str, model_cfg: dict[str, Any], local: bool):
+    """The model's tokenizer, loaded once per process for a local directory: a launcher worker
+    runs many cells of one encoder, and parsing a 250k-word tokenizer.json costs seconds. Cells
+    share the object: itt never changes a tokenizer's state (padding and truncation are set per
+    call). Keyed by the files' size and mtime, so a rebuilt asset is read again."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(path, trust_remote_code=bool(model_cfg.get("trust_remote_code")),
-                                         revision=model_cfg.get("revision"), local_files_only=local or None)
+    trust, revision = bool(model_cfg.get("trust_remote_code")), model_cfg.get("revision")
+    folder = Path(path)
+    key = None
+    if local and folder.is_dir():
+        stamp = tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns)
+                             for f in folder.iterdir() if f.is_file() and not f.name.endswith(_WEIGHTS)))
+        key = (str(folder.resolve()), trust, revision, stamp)
+        if key in _TOKENIZERS:
+            return _TOKENIZERS[key]
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust, revision=revision,
+                                              local_files_only=local or None)
+    if key is not None:
+        _TOKENIZERS[key] = tokenizer
+    return tokenizer
 
 
 def load_encoder(model_cfg: dict[str, Any], cache_dir: str | Path, where: tuple[str, bool] | None = None):

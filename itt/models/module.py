@@ -136,6 +136,20 @@ class ITTModule(pl.LightningModule):
             self.log(f"val/{k}", float("-inf") if v is None or v != v else float(v),
                      prog_bar=(k == self.main_metric))
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        # Lightning's mixed-precision plugin refuses to clip for a fused optimizer because, with
+        # fp16, the fused step unscales the gradients itself (clipping before it would clip scaled
+        # gradients). bf16-mixed has no grad scaler: the gradients are already true values, so
+        # clipping them here is what the unfused path does. fp16 keeps Lightning's own check.
+        scaler = getattr(getattr(self.trainer, "precision_plugin", None), "scaler", "absent")
+        if not gradient_clip_val or scaler is not None:
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if gradient_clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(params, float(gradient_clip_val))
+        else:
+            torch.nn.utils.clip_grad_norm_(params, float(gradient_clip_val))
+
     def configure_optimizers(self):
         from transformers import get_linear_schedule_with_warmup
 
@@ -148,7 +162,10 @@ class ITTModule(pl.LightningModule):
         ]
         # The fused kernel exists for CUDA and (torch >= 2.4) CPU tensors; on a CPU it is several
         # times faster than the default multi-tensor step (benchmarks/, section 2).
-        fused = bool(params) and all(p.device.type in ("cuda", "cpu") and p.is_floating_point() for _, p in params)
+        # Not with fp16-mixed: its grad scaler and Lightning's clipping need the unfused step.
+        fp16 = str(getattr(self.trainer, "precision", "")).startswith("16")
+        fused = bool(params) and not fp16 and all(
+            p.device.type in ("cuda", "cpu") and p.is_floating_point() for _, p in params)
         opt = torch.optim.AdamW(groups, lr=float(self.optim["lr"]), fused=fused or None)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(float(self.optim.get("warmup_ratio", 0.0)) * total)

@@ -68,11 +68,13 @@ def _inputs(encoder: torch.nn.Module) -> tuple[str, ...]:
     return tuple(k for k in _ENCODER_INPUTS if k in params or k != "token_type_ids")
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def encode(encoder: torch.nn.Module, tokenizer: Any, split: Split, poolings: tuple[str, ...],
-           batch_size: int = 64, head: Any = None, head_pooling: str = "mean") -> dict[str, Any]:
+           batch_size: int = 64, head: Any = None, head_pooling: str = "mean",
+           precision: str = "32-true") -> dict[str, Any]:
     """Pooled features of every example of ``split``, in its order: ``{pooling: n x H array}``,
-    and with ``head`` (a stage-1 task head) ``"predictions"``: the head's predictions."""
+    and with ``head`` (a stage-1 task head) ``"predictions"``: the head's predictions.
+    ``precision``: the grid's ``trainer.precision`` (bf16-mixed autocasts, as evaluation does)."""
     from itt.data.batching import make_loader
     from itt.models.heads import pool
     from itt.models.module import gather_predictions
@@ -87,20 +89,22 @@ def encode(encoder: torch.nn.Module, tokenizer: Any, split: Split, poolings: tup
     n = len(split.tokens)
     feats: dict[str, np.ndarray | None] = {p: None for p in poolings}
     preds: list[tuple[list[int], list[Any]]] = []
-    for batch in loader:
-        idx = batch["index"].numpy()
-        kwargs = {k: batch[k].to(device) for k in names if k in batch}
-        hidden = encoder(**kwargs).last_hidden_state
-        mask = batch["attention_mask"].to(device)
-        for p in poolings:
-            v = pool(hidden, mask, p).float().cpu().numpy()
-            if feats[p] is None:
-                feats[p] = np.zeros((n, v.shape[1]), dtype=np.float32)
-            feats[p][idx] = v
-        if head is not None:
-            batch_d = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            logits = impl.logits(head, hidden, batch_d, head_pooling)
-            preds.append((idx.tolist(), impl.predict_batch(logits, batch_d)))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled="bf16" in str(precision))
+    with autocast:
+        for batch in loader:
+            idx = batch["index"].numpy()
+            kwargs = {k: batch[k].to(device) for k in names if k in batch}
+            hidden = encoder(**kwargs).last_hidden_state
+            mask = batch["attention_mask"].to(device)
+            for p in poolings:
+                v = pool(hidden, mask, p).float().cpu().numpy()
+                if feats[p] is None:
+                    feats[p] = np.zeros((n, v.shape[1]), dtype=np.float32)
+                feats[p][idx] = v
+            if head is not None:
+                batch_d = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+                logits = impl.logits(head, hidden, batch_d, head_pooling)
+                preds.append((idx.tolist(), impl.predict_batch(logits, batch_d)))
     out: dict[str, Any] = dict(feats)
     if head is not None:
         out["predictions"] = gather_predictions(preds, n)

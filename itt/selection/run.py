@@ -121,6 +121,7 @@ def select(questions: list[Question], settings: Settings, work_dir: Path) -> lis
         costs = _Costs()
         cfg0 = qs[0].any_cfg
         model_cfg = cfg0["model"]
+        prec = str(cfg0["trainer"]["precision"])  # features in the grid's precision
         pooling = str(model_cfg.get("pooling", "first"))
         poolings = tuple(dict.fromkeys(("mean", pooling)))
         t0 = time.perf_counter()
@@ -138,7 +139,7 @@ def select(questions: list[Question], settings: Settings, work_dir: Path) -> lis
             splits = load_splits(card, tokenizer, q.any_cfg, "stage2", ("train", "validation"))
             costs.add(f"target_data:{q.target}", t0)
             t0 = time.perf_counter()
-            base = encode(encoder, tokenizer, splits["train"], poolings, settings.batch_size)
+            base = encode(encoder, tokenizer, splits["train"], poolings, settings.batch_size, precision=prec)
             costs.add(f"target_base:{q.target}", t0)
             targets[q.target] = {"card": card, "splits": splits, "base": base, "impl": get_task_type(card.type)}
 
@@ -154,7 +155,7 @@ def select(questions: list[Question], settings: Settings, work_dir: Path) -> lis
                     t0 = time.perf_counter()
                     csplit = load_splits(ccard, tokenizer, cfg, "stage1", ("train",), settings.max_examples,
                                          seed=int(cfg["seed"]))["train"]
-                    cand_emb[cand] = encode(encoder, tokenizer, csplit, ("mean",), settings.batch_size)["mean"]
+                    cand_emb[cand] = encode(encoder, tokenizer, csplit, ("mean",), settings.batch_size, precision=prec)["mean"]
                     costs.add(f"cand_base:{cand}", t0)
 
         for q in qs:
@@ -207,7 +208,7 @@ def select(questions: list[Question], settings: Settings, work_dir: Path) -> lis
                         e["methods"][m]["stage1"][cand] = {"key": found.key, "train_s": found.train_s,
                                                            "trained_now": found.trained_now}
                     t0 = time.perf_counter()
-                    train_f = encode(encoder, tokenizer, splits["train"], (pooling,), settings.batch_size)[pooling]
+                    train_f = encode(encoder, tokenizer, splits["train"], (pooling,), settings.batch_size, precision=prec)[pooling]
                     costs.add(f"s1_train_feats:{cand}:{q.target}", t0)
                     if "logme" in methods:
                         t0 = time.perf_counter()
@@ -217,7 +218,7 @@ def select(questions: list[Question], settings: Settings, work_dir: Path) -> lis
                     if "probe" in methods:
                         t0 = time.perf_counter()
                         val_f = encode(encoder, tokenizer, splits["validation"], (pooling,),
-                                       settings.batch_size)[pooling]
+                                       settings.batch_size, precision=prec)[pooling]
                         preds = probe_predictions(train_f, splits["train"].labels, val_f, _num_classes(card))
                         e["methods"]["probe"]["scores"][cand] = _main_metric(impl, preds, splits["validation"], card)
                         costs.add(f"probe:{cand}:{q.target}", t0)
@@ -229,7 +230,7 @@ def select(questions: list[Question], settings: Settings, work_dir: Path) -> lis
                         t0 = time.perf_counter()
                         with torch.no_grad():
                             out = encode(encoder, tokenizer, splits["validation"], (), settings.batch_size,
-                                         head=head, head_pooling=pooling)
+                                         head=head, head_pooling=pooling, precision=prec)
                         e["methods"]["zero_shot"]["scores"][cand] = _main_metric(
                             impl, out["predictions"], splits["validation"], card)
                         costs.add(f"zero_shot:{cand}:{q.target}", t0)
