@@ -141,14 +141,39 @@ def generated_rows(n: int, seed: int = 0) -> tuple[list[dict[str, Any]], list[st
     return rows, ["negative", "positive"]
 
 
-def bench_card(labels: list[str]) -> Any:
+#: Workload B of the accuracy-parity benchmark: sentiment of product and movie reviews.
+_SENTIMENT = ("vader_movie.jsonl", "vader_amazon.jsonl")
+
+#: Workload B's sizes: the same batch and splits as workload A, texts cut at 64 tokens (as in
+#: workload A's accuracy runs; the snippets are short, few are cut).
+SIZES_SENTIMENT = Sizes(n_train=4096, n_val=256, n_test=1024, max_length=64, batch_size=32, long_fraction=0.0)
+
+
+def sentiment_rows(n: int, seed: int = 0) -> tuple[list[dict[str, Any]], list[str]] | None:
+    """``n`` review snippets of the offline suite (vader_movie and vader_amazon, in their
+    proportions) labelled by sentiment, or None without them. A text's length says next to
+    nothing about its label here (both labels have the same length distribution in each
+    set), unlike the domain workload's."""
+    data = _assets_dir() / "data"
+    if not all((data / f).exists() for f in _SENTIMENT):
+        return None
+    labels = ["negative", "positive"]
+    pool = [{"text": r["text"], "label": labels.index(r["label"])}
+            for f in _SENTIMENT for r in _read_jsonl(data / f) if r.get("text") and r.get("label") in labels]
+    if len(pool) < n:
+        return None
+    rows = random.Random(seed).sample(pool, n)
+    return rows, labels
+
+
+def bench_card(labels: list[str], name: str = "bench_domains",
+               description: str = "domain of a text: vader sets + 20 Newsgroups (benchmark mix)") -> Any:
     from itt.data.cards import TaskCard
 
-    return TaskCard(name="bench_domains", type="single_text_classification", source={"kind": "local"},
+    return TaskCard(name=name, type="single_text_classification", source={"kind": "local"},
                     columns={"text": ["text"], "label": "label"}, labels=list(labels), languages=["en"],
                     train_language="en", eval_languages=["en"], split={"protocol": "given"},
-                    metrics=["accuracy"], main_metric="accuracy",
-                    description="domain of a text: vader sets + 20 Newsgroups (benchmark mix)")
+                    metrics=["accuracy"], main_metric="accuracy", description=description)
 
 
 def compose_cfg(overrides: list[str] | None = None) -> dict[str, Any]:
@@ -158,24 +183,42 @@ def compose_cfg(overrides: list[str] | None = None) -> dict[str, Any]:
     return to_dict(compose(["logger=none"] + list(overrides or [])))
 
 
-def build(settings: Settings, seed: int = 0) -> Workload:
-    """Build (or load from the caches) the workload for ``settings``."""
+def _cache_name(card: Any, split: str) -> str:
+    """Where a split's tokenization is cached (the domain workload keeps its old place)."""
+    return f"bench/{split}" if card.name == "bench_domains" else f"bench/{card.name}/{split}"
+
+
+def build(settings: Settings, seed: int = 0, kind: str = "domains") -> Workload:
+    """Build (or load from the caches) the workload for ``settings``. ``kind``: ``domains``
+    (the suite's workload: a text's domain, which its length goes with) or ``sentiment``
+    (workload B of the accuracy-parity benchmark: review sentiment, which it does not)."""
     import datasets
 
     from itt.models.encoder import load_encoder
     from itt.tasks import get_task_type
 
-    sizes = SIZES_QUICK if settings.quick else SIZES_FULL
+    if kind not in ("domains", "sentiment"):
+        raise ValueError(f"unknown workload kind {kind!r}")
+    sizes = SIZES_QUICK if settings.quick else (SIZES_SENTIMENT if kind == "sentiment" else SIZES_FULL)
     shape = dict(MODEL_QUICK if settings.quick else MODEL_FULL)
     total = sizes.n_train + sizes.n_val + sizes.n_test
-    got = None if settings.synthetic else real_rows(total, sizes.long_fraction, seed)
-    if got is not None:
+    card_name, card_text = "bench_domains", "domain of a text: vader sets + 20 Newsgroups (benchmark mix)"
+    if kind == "sentiment":
+        got = None if settings.synthetic else sentiment_rows(total, seed)
+        card_name, card_text = "bench_sentiment", "sentiment of a review snippet: vader_movie + vader_amazon"
+    else:
+        got = None if settings.synthetic else real_rows(total, sizes.long_fraction, seed)
+    if got is not None and kind == "sentiment":
+        rows, labels = got
+        source = (f"offline suite: {total} review snippets of vader_movie and vader_amazon (drawn from the "
+                  f"pooled sets), labelled by sentiment (2 classes)")
+    elif got is not None:
         rows, labels = got
         source = (f"offline suite: {total - round(total * sizes.long_fraction)} short texts (vader_movie, "
                   f"vader_amazon, vader_nyt, vader_tweets) + {round(total * sizes.long_fraction)} newsgroups20 "
                   f"posts, labelled by domain (5 classes)")
     else:
-        rows, labels = generated_rows(total, seed)
+        rows, labels = generated_rows(total, seed + (1 if kind == "sentiment" else 0))
         source = ("GENERATED text (offline suite absent or --synthetic): log-normal lengths, "
                   "2 labels carried by sentiment words")
     train_rows = rows[:sizes.n_train]
@@ -202,7 +245,7 @@ def build(settings: Settings, seed: int = 0) -> Workload:
     stage = cfg["stage2"]
     stage.update(batch_size=sizes.batch_size, max_length=sizes.max_length, eval_batch_size=128,
                  lr=1.0e-3, epochs=1, max_train_examples=None)
-    card = bench_card(labels)
+    card = bench_card(labels, card_name, card_text)
     encoder, tokenizer, model_path = load_encoder(cfg["model"], cfg["paths"]["cache_dir"])
     del encoder
     impl = get_task_type(card.type)
@@ -210,7 +253,8 @@ def build(settings: Settings, seed: int = 0) -> Workload:
     for name, part in (("train", train_rows), ("validation", val_rows), ("test", test_rows)):
         ds = datasets.Dataset.from_dict({"text": [r["text"] for r in part], "label": [r["label"] for r in part]})
         texts[name] = ds
-        tok[name] = impl.encode(ds, tokenizer, card, sizes.max_length, cfg["paths"]["cache_dir"], f"bench/{name}")
+        tok[name] = impl.encode(ds, tokenizer, card, sizes.max_length, cfg["paths"]["cache_dir"],
+                                _cache_name(card, name))
     tok["test"] = {"en": tok["test"]}
     return Workload(cfg=cfg, card=card, tokenizer=tokenizer, model_dir=Path(model_path), tok=tok, texts=texts,
                     source=source, sizes=sizes, model_shape={k: v for k, v in shape.items() if k != "corpus"})
@@ -228,7 +272,7 @@ def with_max_length(wl: Workload, max_length: int) -> Workload:
     tok: dict[str, Any] = {}
     for name in ("train", "validation", "test"):
         tok[name] = impl.encode(wl.texts[name], wl.tokenizer, wl.card, int(max_length), cfg["paths"]["cache_dir"],
-                                f"bench/{name}")
+                                _cache_name(wl.card, name))
     tok["test"] = {"en": tok["test"]}
     sizes = copy.copy(wl.sizes)
     sizes.max_length = int(max_length)

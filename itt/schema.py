@@ -60,8 +60,8 @@ class StageConfig:
 @dataclass
 class DataConfig:
     split_seed: int = 1234           # the 70/30 split is fixed across training seeds
-    batching: str = "length_grouped"  # length_grouped | random | sorted
-    mega_batch_factor: int = 50      # length grouping happens inside shuffled mega-batches
+    batching: str = "random"         # random | length_grouped | sorted; random keeps accuracy (BENCHMARKS.md, 3b)
+    mega_batch_factor: int = 50      # length_grouped: length grouping happens inside shuffled mega-batches
     num_workers: int = 0
     pin_memory: Any = "auto"         # auto: on when a GPU is used; or true / false
     cache: bool = True               # tokenized splits are cached under paths.cache_dir

@@ -1,10 +1,13 @@
-"""Batches of every task type: padded per batch, formed by length.
+"""Batches of every task type: padded per batch.
 
-Training batches are grouped by length inside shuffled mega-batches: indices are shuffled,
-cut into mega-batches of ``batch_size * mega_batch_factor`` examples, each sorted by length
-and cut into batches, and the batch order is shuffled again. Padding almost vanishes while
-each batch is still a random draw from a random mega-batch. Evaluation batches are sorted
-by length outright (order does not matter there; predictions are put back in order).
+Training batches are drawn in random order by default (``data.batching=random``). With
+``data.batching=length_grouped`` they are grouped by length inside shuffled mega-batches:
+indices are shuffled, cut into mega-batches of ``batch_size * mega_batch_factor`` examples,
+each sorted by length and cut into batches, and the batch order is shuffled again. Padding
+almost vanishes, but a batch then holds texts of alike length: where length goes with the
+label, fewer labels per batch, and accuracy fell below random order's (BENCHMARKS.md,
+section 3b), which is why random order is the default. Evaluation batches are sorted by
+length outright (order does not matter there; predictions are put back in order).
 """
 from __future__ import annotations
 
@@ -203,7 +206,7 @@ class Collator(PadCollator):
 
 
 def make_loader(split: EncodedSplit, batch_size: int, collator: PadCollator, *, train: bool,
-                mode: str = "length_grouped", mega_batch_factor: int = 50, seed: int = 0,
+                mode: str = "random", mega_batch_factor: int = 50, seed: int = 0,
                 num_workers: int = 0, pin_memory: bool = False, shard: bool = True) -> torch.utils.data.DataLoader:
     """``shard=False`` for evaluation by one process while a DDP group exists (rank 0's final
     test-set scoring after training)."""
