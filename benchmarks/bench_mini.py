@@ -151,6 +151,7 @@ def _child(args: argparse.Namespace) -> int:
     out = {"entered_at": entered, "wall": clock.wall, "cpu": clock.cpu, "total_wall": total_wall,
            "total_cpu": total_cpu, "status": result.get("status"),
            "main": (result.get("metrics") or {}).get("main"),
+           "precision": cfg["trainer"]["precision"],
            "test_examples": {k: v.get("n") for k, v in ((result.get("metrics") or {}).get("per_language") or {}).items()}}
     Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
@@ -185,7 +186,8 @@ def profile_cell(model: str, intermediate: str, target: str, seed: int = 0, over
     cpu_by = {"process start-up": max(0.0, cpu_total - data["total_cpu"]), **data["cpu"]}
     return {"cell": f"{model} {intermediate}→{target} seed {seed}", "wall": wall_by, "cpu": cpu_by,
             "process_wall": wall, "process_cpu": cpu_total, "load_before": load_before,
-            "load_after": load_average(), "main": data["main"], "test_examples": data["test_examples"]}
+            "load_after": load_average(), "main": data["main"], "test_examples": data["test_examples"],
+            "precision": data.get("precision")}
 
 
 # ----------------------------------------------------------------------------- sweep
@@ -238,7 +240,12 @@ def run_sweep(out_dir: Path, seeds: str | None = None, workers: int = 2, extra: 
 
 
 # ----------------------------------------------------------------------------- BENCHMARKS.md sections
-PROFILED_CELLS = (("me5_small", "vader_movie", "sentiment_xling"), ("minilm", "none", "stsb_xling"))
+# (model, intermediate, target, overrides): a cell that trains stage 1, the same cell in fp32
+# (experiment=mini runs bf16 where the CPU has it: the pair measures what that buys), and the
+# grid's largest test set without stage 1.
+PROFILED_CELLS = (("me5_small", "vader_movie", "sentiment_xling", ()),
+                  ("me5_small", "vader_movie", "sentiment_xling", ("trainer.precision=32-true",)),
+                  ("minilm", "none", "stsb_xling", ()))
 
 
 def profile_section(settings: Any, wl: Any = None) -> Any:
@@ -249,8 +256,14 @@ def profile_section(settings: Any, wl: Any = None) -> Any:
     if settings.quick:
         sec.add("Skipped with --quick (it trains real encoders).", "")
         return sec
-    runs = [profile_cell(m, i, t, work=Path(settings.work_dir or "/tmp") / f"profile-{m}-{i}-{t}")
-            for m, i, t in PROFILED_CELLS]
+    runs = []
+    for m, i, t, extra in PROFILED_CELLS:
+        tag = "-".join(o.split("=")[-1] for o in extra)
+        run = profile_cell(m, i, t, overrides=list(extra),
+                           work=Path(settings.work_dir or "/tmp") / f"profile-{m}-{i}-{t}{'-' + tag if tag else ''}")
+        if extra:
+            run["cell"] += " (" + ", ".join(extra) + ")"
+        runs.append(run)
     sec.add("Each cell of `experiment=mini` in a fresh process with one torch thread, as a `make run` worker "
             "runs it but paying its own start-up (a worker pays start-up and imports once for all its cells). "
             "Phases are exclusive; CPU is the process's user + system time, which the load of other jobs "
@@ -265,6 +278,18 @@ def profile_section(settings: Any, wl: Any = None) -> Any:
     rows.append(["**total (process)**"] + [f"{r['process_wall']:.1f}" for r in runs]
                 + [f"{r['process_cpu']:.1f}" for r in runs])
     sec.table(header, rows)
+    sec.add("Precision each cell ran in (trainer.precision after resolution): " + "; ".join(
+        f"{r['cell']}: {r['precision']}" for r in runs) + ".", "")
+    bf16 = [r for r in runs if r["precision"] == "bf16-mixed"]
+    fp32 = [r for r in runs if r["precision"] == "32-true"]
+    if bf16 and fp32 and bf16[0]["cell"].split(" (")[0] == fp32[0]["cell"].split(" (")[0]:
+        b, f = bf16[0], fp32[0]
+        parts = ", ".join(f"{ph} {f['cpu'].get(ph, 0.0) / max(b['cpu'].get(ph, 0.0), 1e-9):.2f}x"
+                          for ph in ("stage 1 training", "stage 2 training", "evaluation"))
+        sec.add(f"bf16 against fp32 on the same cell (CPU time fp32 / bf16): whole process "
+                f"{f['process_cpu'] / b['process_cpu']:.2f}x; {parts}. Main metric: bf16 {b['main']}, "
+                f"fp32 {f['main']}.", "")
+        sec.data.update(bf16_speedup=round(f["process_cpu"] / b["process_cpu"], 3))
     sec.add("Test examples per language: " + "; ".join(
         f"{r['cell']}: " + ", ".join(f"{k} {v}" for k, v in r["test_examples"].items()) for r in runs), "")
     sec.data.update(runs=runs)
