@@ -69,7 +69,7 @@ def _given(key: str) -> bool:
     return any(o.split("=", 1)[0].lstrip("+~") == key for o in HydraConfig.get().overrides.task)
 
 
-def _cell_cfg(overrides: list[str], model: str, target: str, intermediate: str) -> dict[str, Any]:
+def _cell_cfg(overrides: list[str], model: str, target: str, intermediate: str, seed: int) -> dict[str, Any]:
     """A cell's config as the grid composes it (card settings applied, as a cell applies them)."""
     from hydra import compose
     from hydra.core.hydra_config import HydraConfig
@@ -78,7 +78,8 @@ def _cell_cfg(overrides: list[str], model: str, target: str, intermediate: str) 
     from itt.selection.stage1 import apply_card_settings
 
     cfg = compose(config_name=HydraConfig.get().job.config_name,
-                  overrides=overrides + [f"model={model}", f"target={target}", f"intermediate={intermediate}"])
+                  overrides=overrides + [f"model={model}", f"target={target}", f"intermediate={intermediate}",
+                                         f"seed={seed}"])
     return apply_card_settings(to_dict(cfg))
 
 
@@ -135,6 +136,18 @@ def plan_questions(cfg: DictConfig) -> list[tuple[str, str, list[str]]]:
     return out
 
 
+def plan_seeds(cfg: DictConfig) -> list[int]:
+    """The seeds to score: the command line's ``seed=``, else every seed of the experiment's
+    grid (each seed has its own stage-1 models), else the config's seed."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if _given("seed"):
+        return [int(cfg.seed)]
+    hc = HydraConfig.get()
+    params = OmegaConf.to_container(hc.sweeper.params, resolve=False) if hc.sweeper.get("params") else None
+    return [int(s) for s in (sweep_values(params, "seed") or [cfg.seed])]
+
+
 @hydra.main(config_path="../conf", config_name="select", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from itt.selection.records import format_table, write_selection
@@ -147,11 +160,14 @@ def main(cfg: DictConfig) -> None:
                             train_stage1=bool(sel.train_stage1), batch_size=int(sel.batch_size))
         overrides = _task_overrides()
         questions = []
+        seeds = plan_seeds(cfg)
+        overrides = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "seed"]
         for model, target, cands in plan_questions(cfg):
-            cfgs = {c: _cell_cfg(overrides, model, target, c) for c in cands}
-            questions.append(Question(model=model, target=target, seed=int(cfg.seed), cfgs=cfgs))
-        log.info("Scoring %d candidate(s) for %d (model, target) pair(s) with %s", sum(len(q.cfgs) for q in questions),
-                 len(questions), ", ".join(settings.methods))
+            for seed in seeds:
+                cfgs = {c: _cell_cfg(overrides, model, target, c, seed) for c in cands}
+                questions.append(Question(model=model, target=target, seed=seed, cfgs=cfgs))
+        log.info("Scoring %d candidate(s) for %d (model, target, seed) group(s) with %s",
+                 sum(len(q.cfgs) for q in questions), len(questions), ", ".join(settings.methods))
         from hydra.core.hydra_config import HydraConfig
 
         entries = select(questions, settings, Path(HydraConfig.get().runtime.output_dir))
@@ -160,7 +176,7 @@ def main(cfg: DictConfig) -> None:
         wall = time.perf_counter() - t_start
         write_selection(out, str(cfg.experiment_name), entries,
                         {"methods": list(settings.methods), "max_examples": settings.max_examples,
-                         "train_stage1": settings.train_stage1, "seed": int(cfg.seed)}, wall)
+                         "train_stage1": settings.train_stage1, "seeds": seeds}, wall)
     except ITTError as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)

@@ -148,11 +148,18 @@ def _select(tmp: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_select_scores_candidates_and_reuses_the_stage1_cache(tmp_path):
+    # no seed= on the command line: every seed of the grid (experiment=smoke sweeps 0,1), each
+    # with its own stage-1 models
     first = _select(tmp_path, "select.train_stage1=true")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     path = tmp_path / "multirun" / "smoke" / "selection.json"
     data = json.loads(path.read_text())
-    (entry,) = data["entries"]
+    assert data["settings"]["seeds"] == [0, 1]
+    entry, entry_seed1 = data["entries"]
+    assert (entry["seed"], entry_seed1["seed"]) == (0, 1)
+    s1_seed0, s1_seed1 = entry["methods"]["logme"]["stage1"], entry_seed1["methods"]["logme"]["stage1"]
+    assert sorted(entry_seed1["methods"]["logme"]["stage1_trained_now"]) == ["smoke_movies", "smoke_pairs"]
+    assert all(s1_seed0[c]["key"] != s1_seed1[c]["key"] for c in s1_seed0)
     assert (entry["model"], entry["target"], entry["candidates"]) == ("tiny_bert", "smoke_products",
                                                                        ["smoke_movies", "smoke_pairs"])
     m = entry["methods"]
@@ -172,17 +179,18 @@ def test_select_scores_candidates_and_reuses_the_stage1_cache(tmp_path):
     assert "| smoke_movies |" in first.stdout and "selection.json" in first.stdout
 
     # the stage-1 models are now in the cache: found without training, same scores
-    again = _select(tmp_path, "select.methods=[logme,semb]")
+    again = _select(tmp_path, "select.methods=[logme,semb]", "seed=0")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    (entry2,) = json.loads(path.read_text())["entries"]
+    entry2, kept = json.loads(path.read_text())["entries"]   # seed 0 replaced, seed 1 kept
+    assert (entry2["seed"], kept) == (0, entry_seed1)
     assert entry2["methods"]["logme"]["stage1_trained_now"] == []
     assert entry2["methods"]["logme"]["scores"] == pytest.approx(m["logme"]["scores"], abs=1e-6)
     assert entry2["methods"]["semb"]["scores"] == pytest.approx(m["semb"]["scores"], abs=1e-6)
 
     # without train_stage1, a candidate whose stage-1 model is not cached is left unscored
-    third = _select(tmp_path, "select.methods=[logme]", "stage1.lr=3e-4")
+    third = _select(tmp_path, "select.methods=[logme]", "stage1.lr=3e-4", "seed=0")
     assert third.returncode == 0, third.stderr[-3000:]
-    (entry3,) = json.loads(path.read_text())["entries"]
+    entry3, _ = json.loads(path.read_text())["entries"]
     assert set(entry3["methods"]["logme"]["skipped"]) == {"smoke_movies", "smoke_pairs"}
     assert "select.train_stage1=true" in entry3["methods"]["logme"]["skipped"]["smoke_movies"]
 

@@ -129,9 +129,13 @@ def select(questions: list[Question], settings: Settings, work_dir: Path) -> lis
         encoder.eval()
         costs.add("load_base", t0)
 
-        targets: dict[str, dict[str, Any]] = {}
+        # Target data depend on the split seed, not on the cell's seed: one pass per target.
+        def tkey(q: Question) -> tuple[str, int]:
+            return q.target, int(q.any_cfg["data"]["split_seed"])
+
+        targets: dict[tuple[str, int], dict[str, Any]] = {}
         for q in qs:
-            if q.target in targets:
+            if tkey(q) in targets:
                 continue
             card = card_from_config(q.any_cfg["target"], "target")
             check_type(card, "target")
@@ -141,50 +145,52 @@ def select(questions: list[Question], settings: Settings, work_dir: Path) -> lis
             t0 = time.perf_counter()
             base = encode(encoder, tokenizer, splits["train"], poolings, settings.batch_size, precision=prec)
             costs.add(f"target_base:{q.target}", t0)
-            targets[q.target] = {"card": card, "splits": splits, "base": base, "impl": get_task_type(card.type)}
+            targets[tkey(q)] = {"card": card, "splits": splits, "base": base, "impl": get_task_type(card.type)}
 
         # SEmb: candidate data under the base encoder (before any stage-1 weights are loaded).
-        cand_emb: dict[str, np.ndarray] = {}
+        # A candidate's SEmb rows are drawn with the cell's seed: one embedding per (candidate, seed).
+        cand_emb: dict[tuple[str, int], np.ndarray] = {}
         if "semb" in methods:
             for q in qs:
                 for cand, cfg in q.cfgs.items():
-                    if cand in cand_emb:
+                    if (cand, q.seed) in cand_emb:
                         continue
                     ccard = card_from_config(cfg["intermediate"], "intermediate")
                     check_type(ccard, "intermediate")
                     t0 = time.perf_counter()
                     csplit = load_splits(ccard, tokenizer, cfg, "stage1", ("train",), settings.max_examples,
                                          seed=int(cfg["seed"]))["train"]
-                    cand_emb[cand] = encode(encoder, tokenizer, csplit, ("mean",), settings.batch_size, precision=prec)["mean"]
-                    costs.add(f"cand_base:{cand}", t0)
+                    cand_emb[(cand, q.seed)] = encode(encoder, tokenizer, csplit, ("mean",), settings.batch_size, precision=prec)["mean"]
+                    costs.add(f"cand_base:{cand}:{q.seed}", t0)
 
         for q in qs:
             entries[id(q)] = _entry(q, methods)
-            tgt = targets[q.target]
+            tgt = targets[tkey(q)]
             e = entries[id(q)]
             if "semb" in methods:
                 for cand in q.cfgs:
                     t0 = time.perf_counter()
-                    e["methods"]["semb"]["scores"][cand] = semb(tgt["base"]["mean"], cand_emb[cand])
-                    costs.add(f"semb:{q.target}", t0)
+                    e["methods"]["semb"]["scores"][cand] = semb(tgt["base"]["mean"], cand_emb[(cand, q.seed)])
+                    costs.add(f"semb:{q.target}:{q.seed}", t0)
             if "logme" in methods:
                 t0 = time.perf_counter()
                 e["methods"]["logme"]["reference"] = logme(tgt["base"][pooling], tgt["splits"]["train"].labels,
                                                            _num_classes(tgt["card"]))
-                costs.add(f"logme_ref:{q.target}", t0)
+                costs.add(f"logme_ref:{q.target}:{q.seed}", t0)
 
         # Stage-1 methods: one pass per candidate's stage-1 model over every target that asks for it.
         if stage1_methods:
-            by_cand: dict[str, list[Question]] = defaultdict(list)
+            # One stage-1 model per (candidate, seed): the seed is part of its cache key.
+            by_cand: dict[tuple[str, int], list[Question]] = defaultdict(list)
             for q in qs:
                 for cand in q.cfgs:
-                    by_cand[cand].append(q)
-            for cand, cqs in by_cand.items():
+                    by_cand[(cand, q.seed)].append(q)
+            for (cand, _seed), cqs in by_cand.items():
                 cfg = cqs[0].cfgs[cand]
                 t0 = time.perf_counter()
                 found = s1.ensure(cfg, work_dir) if settings.train_stage1 else s1.locate(cfg)
                 if not found.trained_now:   # training time is reported apart (stage1_train_s)
-                    costs.add(f"stage1_lookup:{cand}", t0)
+                    costs.add(f"stage1_lookup:{cand}:{_seed}", t0)
                 if not found.ready:
                     why = (f"stage-1 model {found.key} is not in the cache ({found.path}); run the grid's "
                            "cells or set select.train_stage1=true")
@@ -199,29 +205,29 @@ def select(questions: list[Question], settings: Settings, work_dir: Path) -> lis
                                                       float(cfg["head"].get("dropout", 0.1)))
                 s1.load_head_state(head, found.path)
                 head.eval()
-                costs.add(f"stage1_load:{cand}", t0)
+                costs.add(f"stage1_load:{cand}:{_seed}", t0)
                 for q in cqs:
                     e = entries[id(q)]
-                    tgt = targets[q.target]
+                    tgt = targets[tkey(q)]
                     card, impl, splits = tgt["card"], tgt["impl"], tgt["splits"]
                     for m in stage1_methods:
                         e["methods"][m]["stage1"][cand] = {"key": found.key, "train_s": found.train_s,
                                                            "trained_now": found.trained_now}
                     t0 = time.perf_counter()
                     train_f = encode(encoder, tokenizer, splits["train"], (pooling,), settings.batch_size, precision=prec)[pooling]
-                    costs.add(f"s1_train_feats:{cand}:{q.target}", t0)
+                    costs.add(f"s1_train_feats:{cand}:{q.target}:{q.seed}", t0)
                     if "logme" in methods:
                         t0 = time.perf_counter()
                         e["methods"]["logme"]["scores"][cand] = logme(train_f, splits["train"].labels,
                                                                       _num_classes(card))
-                        costs.add(f"logme:{cand}:{q.target}", t0)
+                        costs.add(f"logme:{cand}:{q.target}:{q.seed}", t0)
                     if "probe" in methods:
                         t0 = time.perf_counter()
                         val_f = encode(encoder, tokenizer, splits["validation"], (pooling,),
                                        settings.batch_size, precision=prec)[pooling]
                         preds = probe_predictions(train_f, splits["train"].labels, val_f, _num_classes(card))
                         e["methods"]["probe"]["scores"][cand] = _main_metric(impl, preds, splits["validation"], card)
-                        costs.add(f"probe:{cand}:{q.target}", t0)
+                        costs.add(f"probe:{cand}:{q.target}:{q.seed}", t0)
                     if "zero_shot" in methods:
                         if not impl.zero_shot_compatible(ccard, card):
                             e["methods"]["zero_shot"]["skipped"][cand] = (
@@ -233,10 +239,10 @@ def select(questions: list[Question], settings: Settings, work_dir: Path) -> lis
                                          head=head, head_pooling=pooling, precision=prec)
                         e["methods"]["zero_shot"]["scores"][cand] = _main_metric(
                             impl, out["predictions"], splits["validation"], card)
-                        costs.add(f"zero_shot:{cand}:{q.target}", t0)
+                        costs.add(f"zero_shot:{cand}:{q.target}:{q.seed}", t0)
 
         for q in qs:
-            _finish(entries[id(q)], q, costs, methods)
+            _finish(entries[id(q)], q, costs, methods, len(qs))
     return [entries[id(q)] for q in questions]
 
 
@@ -247,22 +253,24 @@ def _entry(q: Question, methods: tuple[str, ...]) -> dict[str, Any]:
                             **({"reference": None} if m == "logme" else {})} for m in methods}}
 
 
-def _finish(e: dict[str, Any], q: Question, costs: _Costs, methods: tuple[str, ...]) -> None:
+def _finish(e: dict[str, Any], q: Question, costs: _Costs, methods: tuple[str, ...], n_questions: int) -> None:
     """Ranks and costs of one entry. A method's cost: loading the base encoder (shared by the
     model's questions, divided among them) plus its own steps for this target."""
     from itt.selection.ranking import ranks
 
-    t, cands = q.target, list(q.cfgs)
-    n_q = max(1, sum(1 for k in costs.steps if k.startswith("target_data:")))
-    shared = costs.steps.get("load_base", 0.0) / n_q
+    t, cands, sd = q.target, list(q.cfgs), q.seed
+    shared = costs.steps.get("load_base", 0.0) / max(1, n_questions)
     common = [f"target_data:{t}"]
-    stage1 = [f"stage1_lookup:{c}" for c in cands] + [f"stage1_load:{c}" for c in cands]
+    # Steps keyed by seed are this entry's own; the target's data and base features are read
+    # once for all seeds and charged in full to each (what one seed's selection alone would pay).
+    stage1 = [f"stage1_lookup:{c}:{sd}" for c in cands] + [f"stage1_load:{c}:{sd}" for c in cands]
+    feats = [f"s1_train_feats:{c}:{t}:{sd}" for c in cands]
     own = {
-        "semb": common + [f"target_base:{t}", f"semb:{t}"] + [f"cand_base:{c}" for c in cands],
-        "logme": common + [f"target_base:{t}", f"logme_ref:{t}"] + stage1
-        + [f"s1_train_feats:{c}:{t}" for c in cands] + [f"logme:{c}:{t}" for c in cands],
-        "probe": common + stage1 + [f"s1_train_feats:{c}:{t}" for c in cands] + [f"probe:{c}:{t}" for c in cands],
-        "zero_shot": common + stage1 + [f"zero_shot:{c}:{t}" for c in cands],
+        "semb": common + [f"target_base:{t}", f"semb:{t}:{sd}"] + [f"cand_base:{c}:{sd}" for c in cands],
+        "logme": common + [f"target_base:{t}", f"logme_ref:{t}:{sd}"] + stage1 + feats
+        + [f"logme:{c}:{t}:{sd}" for c in cands],
+        "probe": common + stage1 + feats + [f"probe:{c}:{t}:{sd}" for c in cands],
+        "zero_shot": common + stage1 + [f"zero_shot:{c}:{t}:{sd}" for c in cands],
     }
     for m in methods:
         block = e["methods"][m]
