@@ -122,6 +122,12 @@ def _child(args: argparse.Namespace) -> int:
     for attr in ("_module", "_logger", "build_module", "make_logger"):
         _wrap(cell, attr, clock, "Trainer set-up")
     _wrap(pl.Trainer, "__init__", clock, "Trainer set-up")
+    from itt import builders  # build_stage calls these by their module-level names
+
+    for attr in ("prepare_data", "make_loaders"):
+        _wrap(builders, attr, clock, "data")
+    for attr in ("build_module", "make_logger"):
+        _wrap(builders, attr, clock, "Trainer set-up")
     _wrap(stages, "fit", clock, lambda: "stage 1 training" if in_stage1[0] else "stage 2 training")
     for attr in ("evaluate", "majority_baseline"):
         _wrap(cell, attr, clock, "evaluation")
