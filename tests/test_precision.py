@@ -111,6 +111,15 @@ def test_tokenizer_is_loaded_once_per_process_and_again_when_its_files_change(tm
     BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
     first = encoder.load_tokenizer(str(folder), {}, True)
     assert encoder.load_tokenizer(str(folder), {}, True) is first
+    # changed in place by a caller: the next one gets a fresh tokenizer, not the changed one
+    first.add_tokens(["zzqqxx"])
+    fresh = encoder.load_tokenizer(str(folder), {}, True)
+    assert fresh is not first and "zzqqxx" not in fresh.get_vocab()
+    fresh.padding_side = "left"
+    fresh2 = encoder.load_tokenizer(str(folder), {}, True)
+    assert fresh2 is not fresh and fresh2.padding_side == "right"
+    assert encoder.load_tokenizer(str(folder), {}, True) is fresh2
+    first = fresh2
     config = json.loads((folder / "tokenizer_config.json").read_text())
     config["model_max_length"] = 77
     (folder / "tokenizer_config.json").write_text(json.dumps(config) + "\n" * 3)  # new size

@@ -48,7 +48,9 @@ def load_tokenizer(path: str, model_cfg: dict[str, Any], local: bool):
     """The model's tokenizer, loaded once per process for a local directory: a launcher worker
     runs many cells of one encoder, and parsing a 250k-word tokenizer.json costs seconds. Cells
     share the object: itt never changes a tokenizer's state (padding and truncation are set per
-    call). Keyed by the files' size and mtime, so a rebuilt asset is read again."""
+    call). Keyed by the files' size and mtime, so a rebuilt asset is read again; a tokenizer
+    that a caller changed in place since (added tokens, padding or truncation side, maximum
+    length, special tokens) is loaded afresh rather than handed to the next cell."""
     from transformers import AutoTokenizer
 
     trust, revision = bool(model_cfg.get("trust_remote_code")), model_cfg.get("revision")
@@ -59,12 +61,21 @@ def load_tokenizer(path: str, model_cfg: dict[str, Any], local: bool):
                              for f in folder.iterdir() if f.is_file() and not f.name.endswith(_WEIGHTS)))
         key = (str(folder.resolve()), trust, revision, stamp)
         if key in _TOKENIZERS:
-            return _TOKENIZERS[key]
+            tokenizer, state = _TOKENIZERS[key]
+            if _tokenizer_state(tokenizer) == state:
+                return tokenizer
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust, revision=revision,
                                               local_files_only=local or None)
     if key is not None:
-        _TOKENIZERS[key] = tokenizer
+        _TOKENIZERS[key] = (tokenizer, _tokenizer_state(tokenizer))
     return tokenizer
+
+
+def _tokenizer_state(tokenizer: Any) -> tuple:
+    """What a caller can change in place on a loaded tokenizer and that changes its output."""
+    return (len(tokenizer), tokenizer.padding_side, tokenizer.truncation_side,
+            getattr(tokenizer, "model_max_length", None), tuple(tokenizer.all_special_tokens),
+            tuple(sorted(tokenizer.get_added_vocab().items())))
 
 
 def load_encoder(model_cfg: dict[str, Any], cache_dir: str | Path, where: tuple[str, bool] | None = None):
