@@ -132,6 +132,16 @@ def _results(sweep: Path) -> dict[tuple, dict]:
     return out
 
 
+def _found(root: Path, pattern: str) -> bool:
+    """Whether ``root.glob(pattern)`` matches, polled while the sweep runs: a worker may remove
+    a folder (a finished cell's checkpoints) while the glob walks it, which pathlib reports as
+    FileNotFoundError; that poll then counts as no match."""
+    try:
+        return any(True for _ in root.glob(pattern))
+    except FileNotFoundError:
+        return False
+
+
 def test_killed_parallel_sweep_reruns_only_what_is_missing(tmp_path, output_root):
     env = dict(os.environ, ITT_OUTPUT_DIR=str(tmp_path), ITT_CACHE_DIR=str(output_root / "cache"))
     sweep = tmp_path / "multirun" / "smoke"
@@ -144,7 +154,7 @@ def test_killed_parallel_sweep_reruns_only_what_is_missing(tmp_path, output_root
         # it has written an epoch checkpoint but is not published yet.
         deadline = time.monotonic() + 400
         while time.monotonic() < deadline and proc.poll() is None:
-            if list(sweep.rglob("result.json")) and list(stage1_cache.glob("*.partial/checkpoints/last.ckpt")):
+            if _found(sweep, "**/result.json") and _found(stage1_cache, "*.partial/checkpoints/last.ckpt"):
                 break
             time.sleep(0.05)
         assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
