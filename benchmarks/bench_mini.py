@@ -23,7 +23,6 @@ average before and after, and its CPU time, which the load stretches much less.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import resource
@@ -115,30 +114,24 @@ def _child(args: argparse.Namespace) -> int:
         with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
             cfg = to_dict(compose("config", overrides=overrides))
     in_stage1 = [False]
-    # Names before and after the split of itt/cell.py into builders / evaluation / records.
-    _wrap(encoder, "load_encoder", clock, "encoder loading")
-    for attr in ("_prepare", "_loaders", "prepare_data", "make_loaders"):
-        _wrap(cell, attr, clock, "data")
-    for attr in ("_module", "_logger", "build_module", "make_logger"):
-        _wrap(cell, attr, clock, "Trainer set-up")
-    _wrap(pl.Trainer, "__init__", clock, "Trainer set-up")
-    from itt import builders  # build_stage calls these by their module-level names
+    from itt import builders
 
+    _wrap(encoder, "load_encoder", clock, "encoder loading")
+    # build_stage calls these by their module-level names in itt.builders; the cell calls
+    # build_module itself for the zero-shot baseline.
     for attr in ("prepare_data", "make_loaders"):
         _wrap(builders, attr, clock, "data")
     for attr in ("build_module", "make_logger"):
         _wrap(builders, attr, clock, "Trainer set-up")
+    _wrap(cell, "build_module", clock, "Trainer set-up")
+    _wrap(pl.Trainer, "__init__", clock, "Trainer set-up")
     _wrap(stages, "fit", clock, lambda: "stage 1 training" if in_stage1[0] else "stage 2 training")
     for attr in ("evaluate", "majority_baseline"):
         _wrap(cell, attr, clock, "evaluation")
-    for attr in ("_finish_logger", "finish_logger", "atomic_write_json"):
-        _wrap(cell, attr, clock, "writing")
-    for module_name, attrs in (("itt.stages", ("save_stage1", "publish")),
-                               ("itt.stage1_cache", ("save", "publish")), ("itt.records", ("write_result",))):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
+    _wrap(cell, "finish_logger", clock, "writing")
+    from itt import records, stage1_cache
+
+    for module, attrs in ((stage1_cache, ("save", "publish")), (records, ("write_result",))):
         for attr in attrs:
             _wrap(module, attr, clock, "writing")
     train_stage1 = getattr(cell, "_train_stage1", None)

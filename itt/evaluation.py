@@ -11,6 +11,12 @@ from itt.builders import device_for
 from itt.data.cards import TaskCard
 
 
+def autocast_for(device: torch.device, precision: str):
+    """Inference autocast for a stage's ``trainer.precision``: bf16-mixed autocasts on CUDA and
+    on CPUs (oneDNN's bf16 kernels), anything else runs as is."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled="bf16" in str(precision))
+
+
 @torch.inference_mode()
 def predict(module: Any, split: Any, collator: Any, batch_size: int, device: torch.device,
             precision: str = "32-true") -> list[Any]:
@@ -21,10 +27,7 @@ def predict(module: Any, split: Any, collator: Any, batch_size: int, device: tor
     module.eval().to(device)
     loader = make_loader(split, batch_size, collator, train=False, shard=False)  # all of it, here
     chunks = []
-    # The stage's precision: bf16-mixed autocasts on CUDA and on CPUs (oneDNN's bf16 kernels).
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if "bf16" in str(precision) \
-        else torch.autocast(device.type, enabled=False)
-    with autocast:
+    with autocast_for(device, precision):
         for batch in loader:
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
             chunks.append((batch["index"].tolist(), module.impl.predict_batch(module(batch), batch)))

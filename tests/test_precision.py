@@ -63,6 +63,7 @@ def test_clipping_under_bf16_bounds_the_gradient_norm():
     opt = torch.optim.AdamW(module.parameters(), lr=1e-3, fused=True)
 
     class FakeTrainer:
+        precision = "bf16-mixed"
         precision_plugin = MixedPrecision("bf16-mixed", "cpu")
 
     module._trainer = FakeTrainer()  # what Trainer.fit attaches

@@ -141,8 +141,7 @@ class ITTModule(pl.LightningModule):
         # fp16, the fused step unscales the gradients itself (clipping before it would clip scaled
         # gradients). bf16-mixed has no grad scaler: the gradients are already true values, so
         # clipping them here is what the unfused path does. fp16 keeps Lightning's own check.
-        scaler = getattr(getattr(self.trainer, "precision_plugin", None), "scaler", "absent")
-        if not gradient_clip_val or scaler is not None:
+        if not gradient_clip_val or not str(self.trainer.precision).startswith("bf16"):
             return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if gradient_clip_algorithm == "value":

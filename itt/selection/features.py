@@ -76,6 +76,7 @@ def encode(encoder: torch.nn.Module, tokenizer: Any, split: Split, poolings: tup
     and with ``head`` (a stage-1 task head) ``"predictions"``: the head's predictions.
     ``precision``: the grid's ``trainer.precision`` (bf16-mixed autocasts, as evaluation does)."""
     from itt.data.batching import make_loader
+    from itt.evaluation import autocast_for
     from itt.models.heads import pool
     from itt.models.module import gather_predictions
     from itt.tasks import get_task_type
@@ -89,8 +90,7 @@ def encode(encoder: torch.nn.Module, tokenizer: Any, split: Split, poolings: tup
     n = len(split.tokens)
     feats: dict[str, np.ndarray | None] = {p: None for p in poolings}
     preds: list[tuple[list[int], list[Any]]] = []
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled="bf16" in str(precision))
-    with autocast:
+    with autocast_for(device, precision):
         for batch in loader:
             idx = batch["index"].numpy()
             kwargs = {k: batch[k].to(device) for k in names if k in batch}
